@@ -1,0 +1,47 @@
+# tracelake front door: CMake does the work underneath, in build/.
+#   make            build everything
+#   make run        the main job: build, record the demo workload, summarize
+#   make test       install what is missing, build, run all tests (ctest)
+#   make install PREFIX=dir
+PREFIX ?= /usr/local
+BUILD ?= build
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+.PHONY: all build deps run test install clean fuzz bench format
+
+all: build
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS)
+
+build: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+deps:
+	@scripts/deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory build
+	rm -rf $(BUILD)/demo-spool
+	$(BUILD)/tracelake demo --spool $(BUILD)/demo-spool
+
+test: deps
+	@$(MAKE) --no-print-directory build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+install: build
+	cmake --install $(BUILD) --prefix $(abspath $(PREFIX))
+
+bench: build
+	@scripts/bench-deps.sh
+	BUILD=$(BUILD) bench/run.sh
+
+fuzz:
+	scripts/fuzz.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD)

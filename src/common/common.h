@@ -1,0 +1,92 @@
+/* common.h - small shared utilities: byte buffers with a cap, CRC32C, UUIDs,
+ * the TSC clock and little-endian helpers. Internal to tracelake. */
+#ifndef TL_COMMON_H
+#define TL_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "tracelake/tracelake.h"
+
+/* A borrowed byte range. */
+typedef struct tl_slice {
+  const uint8_t *p;
+  size_t n;
+} tl_slice;
+
+static inline tl_slice tl_slice_str(const char *s) {
+  tl_slice r = {(const uint8_t *)s, s ? strlen(s) : 0};
+  return r;
+}
+
+/* A growable byte buffer that refuses to grow past `max`. */
+typedef struct tl_bytes {
+  uint8_t *p;
+  size_t len;
+  size_t cap;
+  size_t max;
+} tl_bytes;
+
+void tl_bytes_init(tl_bytes *b, size_t max);
+void tl_bytes_free(tl_bytes *b);
+/* Ensures room for `extra` more bytes. Returns 0, TL_ETOOBIG or TL_ENOMEM. */
+int tl_bytes_reserve(tl_bytes *b, size_t extra);
+int tl_bytes_append(tl_bytes *b, const void *p, size_t n);
+
+/* Little-endian stores and loads (unaligned-safe). */
+static inline void tl_put_u16(uint8_t *p, uint16_t v) {
+  memcpy(p, &v, 2);
+}
+static inline void tl_put_u32(uint8_t *p, uint32_t v) {
+  memcpy(p, &v, 4);
+}
+static inline void tl_put_u64(uint8_t *p, uint64_t v) {
+  memcpy(p, &v, 8);
+}
+static inline uint16_t tl_get_u16(const uint8_t *p) {
+  uint16_t v;
+  memcpy(&v, p, 2);
+  return v;
+}
+static inline uint32_t tl_get_u32(const uint8_t *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+static inline uint64_t tl_get_u64(const uint8_t *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return v;
+}
+
+/* CRC32C (Castagnoli), hardware-accelerated where the CPU has SSE4.2. */
+uint32_t tl_crc32c(uint32_t crc, const void *p, size_t n);
+
+/* UUIDs: 16 raw bytes; text form is the canonical 36-character one. */
+void tl_uuid_v4(uint8_t out[16]);
+void tl_uuid_format(const uint8_t id[16], char out[37]);
+int tl_uuid_parse(const char *s, uint8_t out[16]);
+
+uint64_t tl_mono_ns(void);
+int64_t tl_wall_ns(void);
+/* The tick clock: TSC on x86-64, CLOCK_MONOTONIC nanoseconds elsewhere. */
+static inline uint64_t tl_ticks(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  return __builtin_ia32_rdtsc();
+#else
+  return tl_mono_ns();
+#endif
+}
+/* Measures ticks per second against CLOCK_MONOTONIC over about `ms`
+ * milliseconds. Never returns 0. */
+uint64_t tl_ticks_calibrate(unsigned ms);
+
+/* Converts ticks to wall-clock UTC nanoseconds, given a reference point. */
+static inline int64_t tl_ticks_to_wall(uint64_t ticks, uint64_t ref_ticks,
+                                       int64_t ref_wall, uint64_t freq) {
+  int64_t d = (int64_t)(ticks - ref_ticks);
+  return ref_wall + (int64_t)((__int128)d * 1000000000 / (__int128)freq);
+}
+
+#endif

@@ -1,0 +1,67 @@
+/* crc32c.c - CRC32C (Castagnoli polynomial, reflected 0x82F63B78), used by
+ * every wire message. SSE4.2's crc32 instruction when present, else a
+ * slice-by-8 table. */
+#include <pthread.h>
+
+#include "common.h"
+
+static uint32_t table[8][256];
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+static int have_hw;
+
+static void table_init(void) {
+  for (uint32_t i = 0; i < 256; i++) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; k++)
+      c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+    table[0][i] = c;
+  }
+  for (uint32_t i = 0; i < 256; i++)
+    for (int s = 1; s < 8; s++)
+      table[s][i] = (table[s - 1][i] >> 8) ^ table[0][table[s - 1][i] & 0xff];
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  have_hw = __builtin_cpu_supports("sse4.2");
+#endif
+}
+
+static uint32_t crc_sw(uint32_t crc, const uint8_t *p, size_t n) {
+  while (n >= 8) {
+    uint64_t w = tl_get_u64(p) ^ crc;
+    crc = table[7][w & 0xff] ^ table[6][(w >> 8) & 0xff] ^
+          table[5][(w >> 16) & 0xff] ^ table[4][(w >> 24) & 0xff] ^
+          table[3][(w >> 32) & 0xff] ^ table[2][(w >> 40) & 0xff] ^
+          table[1][(w >> 48) & 0xff] ^ table[0][w >> 56];
+    p += 8;
+    n -= 8;
+  }
+  while (n--)
+    crc = (crc >> 8) ^ table[0][(crc ^ *p++) & 0xff];
+  return crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t
+crc_hw(uint32_t crc, const uint8_t *p, size_t n) {
+  uint64_t c = crc;
+  while (n >= 8) {
+    c = __builtin_ia32_crc32di(c, tl_get_u64(p));
+    p += 8;
+    n -= 8;
+  }
+  uint32_t c32 = (uint32_t)c;
+  while (n--)
+    c32 = __builtin_ia32_crc32qi(c32, *p++);
+  return c32;
+}
+#endif
+
+uint32_t tl_crc32c(uint32_t crc, const void *p, size_t n) {
+  pthread_once(&table_once, table_init);
+  crc = ~crc;
+#if defined(__x86_64__)
+  if (have_hw)
+    return ~crc_hw(crc, p, n);
+#endif
+  return ~crc_sw(crc, p, n);
+}
