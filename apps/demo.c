@@ -98,20 +98,25 @@ static int mkdir_p(const char *path) {
 }
 
 int tl_app_demo(int argc, char **argv) {
-  const char *spool = "./tracelake-spool";
+  const char *spool = "./tracelake-spool", *url = NULL;
   unsigned threads = 4, jobs = 20000;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--spool") && i + 1 < argc)
       spool = argv[++i];
+    else if (!strcmp(argv[i], "--url") && i + 1 < argc)
+      url = argv[++i];
     else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
       threads = (unsigned)strtoul(argv[++i], NULL, 10);
     else if (!strcmp(argv[i], "--jobs") && i + 1 < argc)
       jobs = (unsigned)strtoul(argv[++i], NULL, 10);
     else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      printf("usage: tracelake demo [--spool DIR] [--threads N] [--jobs N]\n\n"
-             "Records a demo workload into the spool directory DIR (default\n"
-             "./tracelake-spool), then decodes it and prints a summary.\n"
-             "Environment variables TRACELAKE_* apply (see README.md).\n");
+      printf("usage: tracelake demo [--url URL] [--spool DIR] [--threads N] "
+             "[--jobs N]\n\n"
+             "Records a demo workload. With --url, sends it to a tracelake\n"
+             "server over HTTP (DIR is then where undeliverable blocks are\n"
+             "spilled); otherwise writes it into the spool directory DIR\n"
+             "(default ./tracelake-spool), then decodes it and prints a\n"
+             "summary. Environment variables TRACELAKE_* apply (README.md).\n");
       return 0;
     } else {
       fprintf(stderr, "tracelake demo: bad option %s (try --help)\n", argv[i]);
@@ -129,6 +134,7 @@ int tl_app_demo(int argc, char **argv) {
   }
   tl_config cfg = {0};
   cfg.spool_dir = spool;
+  cfg.url = url;
   cfg.properties = "app=demo";
   int rc = tl_init(&cfg);
   if (rc) {
@@ -136,7 +142,7 @@ int tl_app_demo(int argc, char **argv) {
     return 1;
   }
   printf("recording %u jobs on %u worker threads into %s ...\n", jobs, threads,
-         spool);
+         url ? url : spool);
   TL_INFO("demo starting");
   pthread_t tids[64];
   for (unsigned i = 0; i < threads; i++)
@@ -165,6 +171,13 @@ int tl_app_demo(int argc, char **argv) {
   printf("recorded %" PRIu64 " events (%" PRIu64 " dropped) in %" PRIu64
          " blocks, %" PRIu64 " bytes\n\n",
          st.events_recorded, dropped, st.blocks, st.bytes);
+  if (url) {
+    printf("sent to %s: %" PRIu64 " blocks delivered, %" PRIu64
+           " spilled to %s, %" PRIu64 " failed\n",
+           url, st.blocks - st.blocks_failed, st.blocks_spilled, spool,
+           st.blocks_failed);
+    return st.blocks_failed ? 1 : 0;
+  }
   printf("decoded %s:\n", spool);
   return tl_app_dump_path(spool, stdout, true);
 }

@@ -11,6 +11,8 @@ static void usage(FILE *o) {
              "  demo    record a demo workload (logs, metrics, spans, async\n"
              "          spans) into a spool directory and summarize it\n"
              "  dump    decode a block file or spool directory as JSON lines\n"
+             "  serve   run the ingestion service (HTTP) over a data lake\n"
+             "  admin   retention (retire old data) and lake statistics\n"
              "  help    show this help\n\n"
              "Run 'tracelake <command> --help' for a command's options.\n");
 }
@@ -25,6 +27,10 @@ int main(int argc, char **argv) {
     return tl_app_dump(argc - 1, argv + 1);
   if (!strcmp(cmd, "demo"))
     return tl_app_demo(argc - 1, argv + 1);
+  if (!strcmp(cmd, "serve"))
+    return tl_app_serve(argc - 1, argv + 1);
+  if (!strcmp(cmd, "admin"))
+    return tl_app_admin(argc - 1, argv + 1);
   if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
     usage(stdout);
     return 0;

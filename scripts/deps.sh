@@ -3,7 +3,8 @@
 # apt-get as root, or through sudo.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config liblz4-dev libcurl4-openssl-dev
-      libmicrohttpd-dev clang libclang-rt-14-dev)
+      libmicrohttpd-dev libsqlite3-dev libpq-dev postgresql-15 curl
+      clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

@@ -1,0 +1,209 @@
+/* serve.c - `tracelake serve`: the ingestion service on the embedded default
+ * (SQLite catalog and blobs under --data) or on a shared PostgreSQL catalog
+ * (--catalog postgresql://...). The server records its own telemetry with
+ * libtracelake, stored through the same ingestion path. */
+#define TL_TARGET "tracelake::serve"
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "apps.h"
+#include "ingest/http_server.h"
+#include "tracelake/tracelake.h"
+
+static void usage(FILE *o) {
+  fprintf(o,
+          "usage: tracelake serve [options]\n\n"
+          "Runs the ingestion service until SIGINT or SIGTERM.\n\n"
+          "  --data DIR          where blobs (and the SQLite catalog) live\n"
+          "                      (default ./tracelake-data)\n"
+          "  --catalog SPEC      postgresql://user@host:port/db, or a SQLite\n"
+          "                      file (default DIR/catalog.db)\n"
+          "  --http HOST:PORT    listen address (default 127.0.0.1:9000;\n"
+          "                      port 0 picks a free port, printed on start)\n"
+          "  --api-keys FILE     require 'Authorization: Bearer <key>', keys\n"
+          "                      from FILE ('name key' per line)\n"
+          "  --max-body BYTES    request body limit (default 16m)\n"
+          "  --http-threads N    worker threads (default 8)\n"
+          "  --http-timeout SEC  drop idle or too slow connections (30)\n");
+}
+
+int tl_app_parse_hostport(const char *s, char *host, size_t cap,
+                          uint16_t *port) {
+  const char *colon = strrchr(s, ':');
+  if (!colon || (size_t)(colon - s) >= cap)
+    return -1;
+  char *end;
+  unsigned long p = strtoul(colon + 1, &end, 10);
+  if (*end || end == colon + 1 || p > 65535)
+    return -1;
+  memcpy(host, s, (size_t)(colon - s));
+  host[colon - s] = 0;
+  if (!host[0])
+    snprintf(host, cap, "127.0.0.1");
+  *port = (uint16_t)p;
+  return 0;
+}
+
+int tl_app_parse_bytes(const char *s, size_t *out) {
+  char *end;
+  unsigned long long v = strtoull(s, &end, 10);
+  unsigned long long mul = 1;
+  if (*end == 'k' || *end == 'K')
+    mul = 1 << 10, end++;
+  else if (*end == 'm' || *end == 'M')
+    mul = 1 << 20, end++;
+  else if (*end == 'g' || *end == 'G')
+    mul = 1 << 30, end++;
+  if (*end || end == s || v == 0)
+    return -1;
+  *out = (size_t)(v * mul);
+  return 0;
+}
+
+int tl_app_open_lake(const char *data, const char *catalog_spec,
+                     tl_catalog **cat, tl_store **store) {
+  if (mkdir(data, 0755) && errno != EEXIST) {
+    fprintf(stderr, "tracelake: cannot create %s: %s\n", data, strerror(errno));
+    return 1;
+  }
+  char spec[4096], err[512];
+  if (catalog_spec)
+    snprintf(spec, sizeof spec, "%s", catalog_spec);
+  else
+    snprintf(spec, sizeof spec, "%s/catalog.db", data);
+  int rc = tl_catalog_open(cat, spec, err, sizeof err);
+  if (rc) {
+    fprintf(stderr, "tracelake: catalog: %s\n", err);
+    return 1;
+  }
+  if ((rc = tl_store_open(store, data))) {
+    fprintf(stderr, "tracelake: object store %s: %s\n", data, tl_strerror(rc));
+    tl_catalog_close(*cat);
+    return 1;
+  }
+  return 0;
+}
+
+int tl_app_serve(int argc, char **argv) {
+  const char *data = "./tracelake-data", *catalog = NULL, *keys_path = NULL;
+  char host[256] = "127.0.0.1";
+  tl_http_opts o = {0};
+  o.port = 9000;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      usage(stdout);
+      return 0;
+    }
+    if (!v) {
+      fprintf(stderr, "tracelake serve: %s needs a value (try --help)\n", a);
+      return 2;
+    }
+    i++;
+    if (!strcmp(a, "--data"))
+      data = v;
+    else if (!strcmp(a, "--catalog"))
+      catalog = v;
+    else if (!strcmp(a, "--api-keys"))
+      keys_path = v;
+    else if (!strcmp(a, "--http")) {
+      if (tl_app_parse_hostport(v, host, sizeof host, &o.port)) {
+        fprintf(stderr, "tracelake serve: --http wants HOST:PORT, got %s\n", v);
+        return 2;
+      }
+    } else if (!strcmp(a, "--max-body")) {
+      if (tl_app_parse_bytes(v, &o.max_body)) {
+        fprintf(stderr, "tracelake serve: bad --max-body %s\n", v);
+        return 2;
+      }
+    } else if (!strcmp(a, "--http-threads")) {
+      o.threads = (unsigned)strtoul(v, NULL, 10);
+      if (o.threads < 1 || o.threads > 256) {
+        fprintf(stderr, "tracelake serve: --http-threads must be 1..256\n");
+        return 2;
+      }
+    } else if (!strcmp(a, "--http-timeout")) {
+      o.timeout_s = (unsigned)strtoul(v, NULL, 10);
+      if (o.timeout_s < 1) {
+        fprintf(stderr, "tracelake serve: --http-timeout must be >= 1\n");
+        return 2;
+      }
+    } else {
+      fprintf(stderr, "tracelake serve: unknown option %s (try --help)\n", a);
+      return 2;
+    }
+  }
+  o.host = host;
+
+  /* Signals go to sigwait below, not to whichever thread runs. */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  tl_keyring *keys = NULL;
+  char err[512];
+  if (keys_path && tl_keyring_load(&keys, keys_path, err, sizeof err)) {
+    fprintf(stderr, "tracelake serve: %s\n", err);
+    return 1;
+  }
+  tl_catalog *cat = NULL;
+  tl_store *store = NULL;
+  if (tl_app_open_lake(data, catalog, &cat, &store)) {
+    tl_keyring_free(keys);
+    return 1;
+  }
+  tl_store_sweep_temp(store, 3600);
+  tl_ingest *ig = NULL;
+  tl_ingest_open(&ig, cat, store);
+
+  /* The server's own telemetry goes straight into its own lake. */
+  tl_config cfg = {0};
+  cfg.flags = TL_CONFIG_NO_ENV;
+  cfg.sink = tl_ingest_sink;
+  cfg.sink_ctx = ig;
+  cfg.properties = "service=tracelake-serve";
+  int rc = tl_init(&cfg);
+  if (rc)
+    fprintf(stderr, "tracelake serve: self-telemetry disabled: %s\n",
+            tl_strerror(rc));
+
+  o.keys = keys;
+  o.ingest = ig;
+  tl_http_server *srv = NULL;
+  if (tl_http_start(&srv, &o, err, sizeof err)) {
+    fprintf(stderr, "tracelake serve: %s\n", err);
+    tl_shutdown();
+    tl_ingest_close(ig);
+    tl_store_close(store);
+    tl_catalog_close(cat);
+    tl_keyring_free(keys);
+    return 1;
+  }
+  printf("tracelake: serving http://%s:%u (data %s, catalog %s%s)\n", host,
+         tl_http_port(srv), data, tl_catalog_backend(cat),
+         keys ? ", API keys required" : "");
+  fflush(stdout);
+  TL_INFO("serving");
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  printf("tracelake: %s received, finishing requests in progress\n",
+         sig == SIGINT ? "SIGINT" : "SIGTERM");
+  fflush(stdout);
+  tl_http_stop(srv);
+  TL_INFO("stopped");
+  tl_shutdown();
+  tl_ingest_close(ig);
+  tl_store_close(store);
+  tl_catalog_close(cat);
+  tl_keyring_free(keys);
+  printf("tracelake: stopped\n");
+  return 0;
+}

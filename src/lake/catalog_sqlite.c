@@ -1,0 +1,631 @@
+/* catalog_sqlite.c - the SQLite catalog backend (the embedded default): one
+ * database file in WAL mode with synchronous=FULL, so a committed row
+ * survives a crash. A small pool of connections serves concurrent requests;
+ * SQLite serializes the writers. */
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog_impl.h"
+
+#define POOL 4
+
+enum {
+  ST_INS_PROCESS,
+  ST_GET_PROCESS_RAW,
+  ST_HAS_PROCESS,
+  ST_INS_STREAM,
+  ST_GET_STREAM_RAW,
+  ST_STREAM_PROCESS,
+  ST_INS_BLOCK,
+  ST_GET_BLOCK,
+  ST__COUNT
+};
+
+static const char *sql_text[ST__COUNT] = {
+    "INSERT INTO processes (process_id, exe, username, realname, computer, "
+    "distro, cpu_brand, tsc_frequency, start_time, start_ticks, "
+    "parent_process_id, properties, insert_time, last_update_time, raw) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(process_id) DO NOTHING",
+    "SELECT raw FROM processes WHERE process_id = ?",
+    "SELECT 1 FROM processes WHERE process_id = ?",
+    "INSERT INTO streams (stream_id, process_id, tags, properties, "
+    "insert_time, last_update_time, raw) VALUES (?,?,?,?,?,?,?) "
+    "ON CONFLICT(stream_id) DO NOTHING",
+    "SELECT raw FROM streams WHERE stream_id = ?",
+    "SELECT process_id FROM streams WHERE stream_id = ?",
+    "INSERT INTO blocks (block_id, stream_id, process_id, begin_time, "
+    "begin_ticks, end_time, end_ticks, nb_objects, payload_size, blob_size, "
+    "blob_crc, insert_time) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+    "ON CONFLICT(block_id) DO NOTHING",
+    "SELECT block_id, stream_id, process_id, begin_time, begin_ticks, "
+    "end_time, end_ticks, nb_objects, payload_size, blob_size, blob_crc, "
+    "insert_time FROM blocks WHERE block_id = ?",
+};
+
+/* Migrations: numbered, applied in order inside one write transaction. */
+static const char *migrations[] = {
+    /* 1: processes, streams, blocks */
+    "CREATE TABLE IF NOT EXISTS processes ("
+    " process_id TEXT PRIMARY KEY, exe TEXT NOT NULL, username TEXT NOT NULL,"
+    " realname TEXT NOT NULL, computer TEXT NOT NULL, distro TEXT NOT NULL,"
+    " cpu_brand TEXT NOT NULL, tsc_frequency INTEGER NOT NULL,"
+    " start_time INTEGER NOT NULL, start_ticks INTEGER NOT NULL,"
+    " parent_process_id TEXT, properties TEXT NOT NULL,"
+    " insert_time INTEGER NOT NULL, last_update_time INTEGER NOT NULL,"
+    " raw BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS streams ("
+    " stream_id TEXT PRIMARY KEY,"
+    " process_id TEXT NOT NULL REFERENCES processes(process_id),"
+    " tags TEXT NOT NULL, properties TEXT NOT NULL,"
+    " insert_time INTEGER NOT NULL, last_update_time INTEGER NOT NULL,"
+    " raw BLOB NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS streams_process ON streams(process_id);"
+    "CREATE TABLE IF NOT EXISTS blocks ("
+    " block_id TEXT PRIMARY KEY,"
+    " stream_id TEXT NOT NULL REFERENCES streams(stream_id),"
+    " process_id TEXT NOT NULL REFERENCES processes(process_id),"
+    " begin_time INTEGER NOT NULL, begin_ticks INTEGER NOT NULL,"
+    " end_time INTEGER NOT NULL, end_ticks INTEGER NOT NULL,"
+    " nb_objects INTEGER NOT NULL, payload_size INTEGER NOT NULL,"
+    " blob_size INTEGER NOT NULL, blob_crc INTEGER NOT NULL,"
+    " insert_time INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS blocks_stream_time ON blocks(stream_id, "
+    "begin_time);"
+    "CREATE INDEX IF NOT EXISTS blocks_process_time ON blocks(process_id, "
+    "begin_time);"
+    "CREATE INDEX IF NOT EXISTS blocks_end_time ON blocks(end_time);"
+    "CREATE INDEX IF NOT EXISTS blocks_insert_time ON blocks(insert_time);",
+};
+#define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
+
+typedef struct conn {
+  sqlite3 *db;
+  sqlite3_stmt *st[ST__COUNT];
+  struct conn *next;
+} conn;
+
+typedef struct sq {
+  char *path;
+  conn conns[POOL];
+  conn *free;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+} sq;
+
+static int fail_db(sqlite3 *db, int code, const char *what) {
+  return tl__catalog_fail(code, "sqlite: %s: %s", what,
+                          db ? sqlite3_errmsg(db) : "cannot open");
+}
+
+/* Maps a SQLite result to a TL code: busy/locked/IO mean "try again". */
+static int map_rc(int rc) {
+  switch (rc & 0xff) {
+  case SQLITE_OK:
+  case SQLITE_DONE:
+  case SQLITE_ROW:
+    return 0;
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED:
+  case SQLITE_IOERR:
+  case SQLITE_FULL:
+  case SQLITE_CANTOPEN:
+  case SQLITE_READONLY:
+    return TL_EUNAVAILABLE;
+  case SQLITE_NOMEM:
+    return TL_ENOMEM;
+  default:
+    return TL_EIO;
+  }
+}
+
+static conn *acquire(sq *s) {
+  pthread_mutex_lock(&s->mu);
+  while (!s->free)
+    pthread_cond_wait(&s->cv, &s->mu);
+  conn *c = s->free;
+  s->free = c->next;
+  pthread_mutex_unlock(&s->mu);
+  return c;
+}
+
+static void release(sq *s, conn *c) {
+  pthread_mutex_lock(&s->mu);
+  c->next = s->free;
+  s->free = c;
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+static int exec(sqlite3 *db, const char *sql) {
+  char *msg = NULL;
+  int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+  if (rc != SQLITE_OK) {
+    tl__catalog_fail(map_rc(rc), "sqlite: %s", msg ? msg : sqlite3_errstr(rc));
+    sqlite3_free(msg);
+    return map_rc(rc) ? map_rc(rc) : TL_EIO;
+  }
+  return 0;
+}
+
+static int migrate(sqlite3 *db) {
+  int rc = exec(db, "BEGIN IMMEDIATE");
+  if (rc)
+    return rc;
+  rc = exec(db, "CREATE TABLE IF NOT EXISTS schema_version ("
+                " version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
+  int have = 0;
+  sqlite3_stmt *st = NULL;
+  if (!rc &&
+      sqlite3_prepare_v2(db,
+                         "SELECT coalesce(max(version), 0) FROM "
+                         "schema_version",
+                         -1, &st, NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    have = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  for (int v = have + 1; v <= NMIGRATIONS && !rc; v++) {
+    rc = exec(db, migrations[v - 1]);
+    char ins[128];
+    snprintf(ins, sizeof ins, "INSERT INTO schema_version VALUES (%d, %lld)", v,
+             (long long)tl_wall_ns());
+    if (!rc)
+      rc = exec(db, ins);
+  }
+  if (rc) {
+    exec(db, "ROLLBACK");
+    return rc;
+  }
+  return exec(db, "COMMIT");
+}
+
+static int open_conn(sq *s, conn *c, char *err, size_t errcap) {
+  int rc = sqlite3_open_v2(
+      s->path, &c->db,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc != SQLITE_OK) {
+    snprintf(err, errcap, "cannot open %s: %s", s->path,
+             c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+    return TL_EUNAVAILABLE;
+  }
+  sqlite3_busy_timeout(c->db, 10000);
+  sqlite3_extended_result_codes(c->db, 1);
+  static const char *pragmas =
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+      "PRAGMA foreign_keys=ON;";
+  if ((rc = exec(c->db, pragmas))) {
+    snprintf(err, errcap, "%s", tl_catalog_errmsg(NULL));
+    return rc;
+  }
+  return 0;
+}
+
+static int prepare_all(conn *c, char *err, size_t errcap) {
+  for (int i = 0; i < ST__COUNT; i++)
+    if (sqlite3_prepare_v3(c->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT,
+                           &c->st[i], NULL) != SQLITE_OK) {
+      snprintf(err, errcap, "sqlite: preparing statement %d: %s", i,
+               sqlite3_errmsg(c->db));
+      return TL_EIO;
+    }
+  return 0;
+}
+
+static void sq_close(tl_catalog *cat) {
+  sq *s = cat->impl;
+  for (int i = 0; i < POOL; i++) {
+    for (int k = 0; k < ST__COUNT; k++)
+      sqlite3_finalize(s->conns[i].st[k]);
+    sqlite3_close(s->conns[i].db);
+  }
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
+  free(s->path);
+  free(s);
+  free(cat);
+}
+
+/* ---- Binding helpers ---------------------------------------------------- */
+
+static void bind_uuid(sqlite3_stmt *st, int i, const uint8_t id[16]) {
+  char text[37];
+  tl_uuid_format(id, text);
+  sqlite3_bind_text(st, i, text, 36, SQLITE_TRANSIENT);
+}
+
+static void bind_slice(sqlite3_stmt *st, int i, tl_slice s) {
+  sqlite3_bind_text(st, i, s.n ? (const char *)s.p : "", (int)s.n,
+                    SQLITE_TRANSIENT);
+}
+
+static int step_done(conn *c, sqlite3_stmt *st, const char *what) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE)
+    return fail_db(c->db, map_rc(rc) ? map_rc(rc) : TL_EIO, what);
+  return 0;
+}
+
+/* Compares the stored raw message with `raw`: 0 same, TL_ECONFLICT other. */
+static int compare_raw(conn *c, sqlite3_stmt *st, const uint8_t id[16],
+                       tl_slice raw, const char *what) {
+  bind_uuid(st, 1, id);
+  int rc = sqlite3_step(st);
+  int out;
+  if (rc == SQLITE_ROW) {
+    const void *p = sqlite3_column_blob(st, 0);
+    size_t n = (size_t)sqlite3_column_bytes(st, 0);
+    out = n == raw.n && (!n || !memcmp(p, raw.p, n))
+              ? 0
+              : tl__catalog_fail(TL_ECONFLICT,
+                                 "%s exists with different content", what);
+  } else {
+    out = fail_db(c->db, TL_EIO, what);
+  }
+  sqlite3_reset(st);
+  return out;
+}
+
+static int sq_insert_process(tl_catalog *cat, const tl_wire_process *m,
+                             tl_slice raw, int64_t insert_time, bool *existed) {
+  sq *s = cat->impl;
+  conn *c = acquire(s);
+  tl_bytes props;
+  tl_bytes_init(&props, 1 << 24);
+  int rc = tl__catalog_props_json(m->props, m->nprops, &props);
+  if (rc) {
+    release(s, c);
+    tl_bytes_free(&props);
+    return tl__catalog_fail(rc, "process properties too large");
+  }
+  sqlite3_stmt *st = c->st[ST_INS_PROCESS];
+  static const uint8_t zero[16];
+  bind_uuid(st, 1, m->process_id);
+  bind_slice(st, 2, m->exe);
+  bind_slice(st, 3, m->username);
+  bind_slice(st, 4, m->realname);
+  bind_slice(st, 5, m->computer);
+  bind_slice(st, 6, m->distro);
+  bind_slice(st, 7, m->cpu_brand);
+  sqlite3_bind_int64(st, 8, (sqlite3_int64)m->tsc_frequency);
+  sqlite3_bind_int64(st, 9, m->start_time);
+  sqlite3_bind_int64(st, 10, (sqlite3_int64)m->start_ticks);
+  if (memcmp(m->parent_process_id, zero, 16))
+    bind_uuid(st, 11, m->parent_process_id);
+  else
+    sqlite3_bind_null(st, 11);
+  sqlite3_bind_text(st, 12, (const char *)props.p, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 13, insert_time);
+  sqlite3_bind_int64(st, 14, insert_time);
+  sqlite3_bind_blob(st, 15, raw.p, (int)raw.n, SQLITE_TRANSIENT);
+  rc = step_done(c, st, "inserting a process");
+  *existed = false;
+  if (!rc && sqlite3_changes(c->db) == 0) {
+    *existed = true;
+    rc = compare_raw(c, c->st[ST_GET_PROCESS_RAW], m->process_id, raw,
+                     "the process");
+  }
+  sqlite3_clear_bindings(st);
+  release(s, c);
+  tl_bytes_free(&props);
+  return rc;
+}
+
+static int sq_insert_stream(tl_catalog *cat, const tl_wire_stream *m,
+                            tl_slice raw, int64_t insert_time, bool *existed) {
+  sq *s = cat->impl;
+  conn *c = acquire(s);
+  *existed = false;
+  sqlite3_stmt *has = c->st[ST_HAS_PROCESS];
+  bind_uuid(has, 1, m->process_id);
+  int step = sqlite3_step(has);
+  sqlite3_reset(has);
+  int rc;
+  if (step == SQLITE_DONE) {
+    char id[37];
+    tl_uuid_format(m->process_id, id);
+    rc = tl__catalog_fail(TL_ENOTFOUND, "unknown process %s", id);
+    goto out;
+  }
+  if (step != SQLITE_ROW) {
+    rc = fail_db(c->db, map_rc(step) ? map_rc(step) : TL_EIO,
+                 "looking up a process");
+    goto out;
+  }
+  tl_bytes tags, props;
+  tl_bytes_init(&tags, 1 << 24);
+  tl_bytes_init(&props, 1 << 24);
+  rc = tl__catalog_tags_json(m->tags, m->ntags, &tags);
+  if (!rc)
+    rc = tl__catalog_props_json(m->props, m->nprops, &props);
+  if (!rc) {
+    sqlite3_stmt *st = c->st[ST_INS_STREAM];
+    bind_uuid(st, 1, m->stream_id);
+    bind_uuid(st, 2, m->process_id);
+    sqlite3_bind_text(st, 3, (const char *)tags.p, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, (const char *)props.p, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 5, insert_time);
+    sqlite3_bind_int64(st, 6, insert_time);
+    sqlite3_bind_blob(st, 7, raw.p, (int)raw.n, SQLITE_TRANSIENT);
+    rc = step_done(c, st, "inserting a stream");
+    if (!rc && sqlite3_changes(c->db) == 0) {
+      *existed = true;
+      rc = compare_raw(c, c->st[ST_GET_STREAM_RAW], m->stream_id, raw,
+                       "the stream");
+    }
+    sqlite3_clear_bindings(st);
+  }
+  tl_bytes_free(&tags);
+  tl_bytes_free(&props);
+out:
+  release(s, c);
+  return rc;
+}
+
+static int sq_stream_process(tl_catalog *cat, const uint8_t stream_id[16],
+                             uint8_t process_id[16]) {
+  sq *s = cat->impl;
+  conn *c = acquire(s);
+  sqlite3_stmt *st = c->st[ST_STREAM_PROCESS];
+  bind_uuid(st, 1, stream_id);
+  int step = sqlite3_step(st), rc;
+  if (step == SQLITE_ROW) {
+    const char *t = (const char *)sqlite3_column_text(st, 0);
+    rc = t && !tl_uuid_parse(t, process_id)
+             ? 0
+             : tl__catalog_fail(TL_EIO, "corrupt process id in streams");
+  } else if (step == SQLITE_DONE) {
+    char id[37];
+    tl_uuid_format(stream_id, id);
+    rc = tl__catalog_fail(TL_ENOTFOUND, "unknown stream %s", id);
+  } else {
+    rc = fail_db(c->db, map_rc(step) ? map_rc(step) : TL_EIO,
+                 "looking up a stream");
+  }
+  sqlite3_reset(st);
+  release(s, c);
+  return rc;
+}
+
+static void read_block_row(sqlite3_stmt *st, tl_catalog_block *b) {
+  memset(b, 0, sizeof *b);
+  const char *t;
+  if ((t = (const char *)sqlite3_column_text(st, 0)))
+    tl_uuid_parse(t, b->block_id);
+  if ((t = (const char *)sqlite3_column_text(st, 1)))
+    tl_uuid_parse(t, b->stream_id);
+  if ((t = (const char *)sqlite3_column_text(st, 2)))
+    tl_uuid_parse(t, b->process_id);
+  b->begin_time = sqlite3_column_int64(st, 3);
+  b->begin_ticks = (uint64_t)sqlite3_column_int64(st, 4);
+  b->end_time = sqlite3_column_int64(st, 5);
+  b->end_ticks = (uint64_t)sqlite3_column_int64(st, 6);
+  b->nb_objects = (uint32_t)sqlite3_column_int64(st, 7);
+  b->payload_size = (uint32_t)sqlite3_column_int64(st, 8);
+  b->blob_size = (uint64_t)sqlite3_column_int64(st, 9);
+  b->blob_crc = (uint32_t)sqlite3_column_int64(st, 10);
+  b->insert_time = sqlite3_column_int64(st, 11);
+}
+
+static int get_block(conn *c, const uint8_t block_id[16],
+                     tl_catalog_block *out) {
+  sqlite3_stmt *st = c->st[ST_GET_BLOCK];
+  bind_uuid(st, 1, block_id);
+  int step = sqlite3_step(st), rc = 0;
+  if (step == SQLITE_ROW)
+    read_block_row(st, out);
+  else if (step == SQLITE_DONE)
+    rc = tl__catalog_fail(TL_ENOTFOUND, "unknown block");
+  else
+    rc =
+        fail_db(c->db, map_rc(step) ? map_rc(step) : TL_EIO, "reading a block");
+  sqlite3_reset(st);
+  return rc;
+}
+
+static int sq_insert_block(tl_catalog *cat, const tl_catalog_block *b,
+                           bool *existed, bool *same) {
+  sq *s = cat->impl;
+  conn *c = acquire(s);
+  sqlite3_stmt *st = c->st[ST_INS_BLOCK];
+  bind_uuid(st, 1, b->block_id);
+  bind_uuid(st, 2, b->stream_id);
+  bind_uuid(st, 3, b->process_id);
+  sqlite3_bind_int64(st, 4, b->begin_time);
+  sqlite3_bind_int64(st, 5, (sqlite3_int64)b->begin_ticks);
+  sqlite3_bind_int64(st, 6, b->end_time);
+  sqlite3_bind_int64(st, 7, (sqlite3_int64)b->end_ticks);
+  sqlite3_bind_int64(st, 8, b->nb_objects);
+  sqlite3_bind_int64(st, 9, b->payload_size);
+  sqlite3_bind_int64(st, 10, (sqlite3_int64)b->blob_size);
+  sqlite3_bind_int64(st, 11, b->blob_crc);
+  sqlite3_bind_int64(st, 12, b->insert_time);
+  int rc = step_done(c, st, "inserting a block");
+  *existed = *same = false;
+  if (!rc && sqlite3_changes(c->db) == 0) {
+    tl_catalog_block old;
+    *existed = true;
+    if (!(rc = get_block(c, b->block_id, &old)))
+      *same = old.blob_size == b->blob_size && old.blob_crc == b->blob_crc;
+  }
+  release(s, c);
+  return rc;
+}
+
+static int sq_get_block(tl_catalog *cat, const uint8_t block_id[16],
+                        tl_catalog_block *out) {
+  sq *s = cat->impl;
+  conn *c = acquire(s);
+  int rc = get_block(c, block_id, out);
+  release(s, c);
+  return rc;
+}
+
+static int sq_schema_version(tl_catalog *cat, int *version) {
+  sq *s = cat->impl;
+  conn *c = acquire(s);
+  sqlite3_stmt *st = NULL;
+  int rc = TL_EIO;
+  if (sqlite3_prepare_v2(c->db, "SELECT max(version) FROM schema_version", -1,
+                         &st, NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW) {
+    *version = sqlite3_column_int(st, 0);
+    rc = 0;
+  } else {
+    rc = fail_db(c->db, TL_EIO, "reading the schema version");
+  }
+  sqlite3_finalize(st);
+  release(s, c);
+  return rc;
+}
+
+static int sq_health(tl_catalog *cat) {
+  int v;
+  return sq_schema_version(cat, &v) ? TL_EUNAVAILABLE : 0;
+}
+
+static int sq_counts(tl_catalog *cat, tl_catalog_counts *out) {
+  sq *s = cat->impl;
+  conn *c = acquire(s);
+  sqlite3_stmt *st = NULL;
+  int rc = 0;
+  memset(out, 0, sizeof *out);
+  if (sqlite3_prepare_v2(
+          c->db,
+          "SELECT (SELECT count(*) FROM processes), (SELECT count(*) FROM "
+          "streams), count(*), coalesce(sum(nb_objects), 0), "
+          "coalesce(sum(blob_size), 0) FROM blocks",
+          -1, &st, NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW) {
+    out->processes = (uint64_t)sqlite3_column_int64(st, 0);
+    out->streams = (uint64_t)sqlite3_column_int64(st, 1);
+    out->blocks = (uint64_t)sqlite3_column_int64(st, 2);
+    out->events = (uint64_t)sqlite3_column_int64(st, 3);
+    out->bytes = (uint64_t)sqlite3_column_int64(st, 4);
+  } else {
+    rc = fail_db(c->db, TL_EIO, "counting");
+  }
+  sqlite3_finalize(st);
+  release(s, c);
+  return rc;
+}
+
+static int sq_retire_batch(tl_catalog *cat, int64_t cutoff, unsigned limit,
+                           void (*on_block)(void *ctx,
+                                            const tl_catalog_block *b),
+                           void *ctx, unsigned *removed) {
+  sq *s = cat->impl;
+  conn *c = acquire(s);
+  *removed = 0;
+  tl_catalog_block *rows = calloc(limit ? limit : 1, sizeof *rows);
+  sqlite3_stmt *sel = NULL, *del = NULL;
+  unsigned n = 0;
+  int rc = rows ? exec(c->db, "BEGIN IMMEDIATE") : TL_ENOMEM;
+  if (rc)
+    goto out;
+  if (sqlite3_prepare_v2(c->db,
+                         "SELECT block_id, stream_id, process_id, begin_time, "
+                         "begin_ticks, end_time, end_ticks, nb_objects, "
+                         "payload_size, blob_size, blob_crc, insert_time FROM "
+                         "blocks WHERE end_time < ? ORDER BY end_time LIMIT ?",
+                         -1, &sel, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(c->db, "DELETE FROM blocks WHERE block_id = ?", -1,
+                         &del, NULL) != SQLITE_OK) {
+    rc = fail_db(c->db, TL_EIO, "preparing retention");
+    goto rollback;
+  }
+  sqlite3_bind_int64(sel, 1, cutoff);
+  sqlite3_bind_int64(sel, 2, limit);
+  while (n < limit && sqlite3_step(sel) == SQLITE_ROW)
+    read_block_row(sel, &rows[n++]);
+  for (unsigned i = 0; i < n && !rc; i++) {
+    bind_uuid(del, 1, rows[i].block_id);
+    rc = step_done(c, del, "deleting a block");
+  }
+  if (rc)
+    goto rollback;
+  if ((rc = exec(c->db, "COMMIT")))
+    goto rollback;
+  *removed = n;
+  for (unsigned i = 0; i < n; i++)
+    if (on_block)
+      on_block(ctx, &rows[i]);
+  goto out;
+rollback:
+  exec(c->db, "ROLLBACK");
+out:
+  sqlite3_finalize(sel);
+  sqlite3_finalize(del);
+  free(rows);
+  release(s, c);
+  return rc;
+}
+
+static int sq_foreach_block(tl_catalog *cat,
+                            int (*fn)(void *ctx, const tl_catalog_block *b),
+                            void *ctx) {
+  sq *s = cat->impl;
+  conn *c = acquire(s);
+  sqlite3_stmt *st = NULL;
+  int rc = 0;
+  if (sqlite3_prepare_v2(c->db,
+                         "SELECT block_id, stream_id, process_id, begin_time, "
+                         "begin_ticks, end_time, end_ticks, nb_objects, "
+                         "payload_size, blob_size, blob_crc, insert_time FROM "
+                         "blocks ORDER BY insert_time, rowid",
+                         -1, &st, NULL) != SQLITE_OK) {
+    rc = fail_db(c->db, TL_EIO, "listing blocks");
+  } else {
+    int step;
+    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+      tl_catalog_block b;
+      read_block_row(st, &b);
+      rc = fn(ctx, &b);
+    }
+  }
+  sqlite3_finalize(st);
+  release(s, c);
+  return rc;
+}
+
+static const tl_catalog_ops sqlite_ops = {
+    "sqlite",          sq_close,         sq_schema_version, sq_health,
+    sq_insert_process, sq_insert_stream, sq_stream_process, sq_insert_block,
+    sq_get_block,      sq_counts,        sq_retire_batch,   sq_foreach_block,
+};
+
+int tl__catalog_sqlite_open(tl_catalog **out, const char *path, char *err,
+                            size_t errcap) {
+  tl_catalog *cat = calloc(1, sizeof *cat);
+  sq *s = calloc(1, sizeof *s);
+  if (!cat || !s || !(s->path = strdup(path))) {
+    free(cat);
+    if (s)
+      free(s->path);
+    free(s);
+    snprintf(err, errcap, "out of memory");
+    return TL_ENOMEM;
+  }
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
+  cat->ops = &sqlite_ops;
+  cat->impl = s;
+  int rc = open_conn(s, &s->conns[0], err, errcap);
+  if (!rc && (rc = migrate(s->conns[0].db)))
+    snprintf(err, errcap, "migrating %s: %s", path, tl_catalog_errmsg(NULL));
+  for (int i = 1; i < POOL && !rc; i++)
+    rc = open_conn(s, &s->conns[i], err, errcap);
+  for (int i = 0; i < POOL && !rc; i++) {
+    rc = prepare_all(&s->conns[i], err, errcap);
+    s->conns[i].next = s->free;
+    s->free = &s->conns[i];
+  }
+  if (rc) {
+    sq_close(cat);
+    return rc;
+  }
+  *out = cat;
+  return 0;
+}
