@@ -1,6 +1,7 @@
 # tracelake front door: CMake does the work underneath, in build/.
 #   make            build everything
-#   make run        the main job: build, record the demo workload, summarize
+#   make run        the main job: tracelake serve + the demo workload over
+#                   HTTP, then what was stored
 #   make test       install what is missing, build, run all tests (ctest)
 #   make install PREFIX=dir
 PREFIX ?= /usr/local
@@ -23,8 +24,7 @@ deps:
 
 run: deps
 	@$(MAKE) --no-print-directory build
-	rm -rf $(BUILD)/demo-spool
-	$(BUILD)/tracelake demo --spool $(BUILD)/demo-spool
+	scripts/run-demo.sh $(BUILD)
 
 test: deps
 	@$(MAKE) --no-print-directory build

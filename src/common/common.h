@@ -3,6 +3,7 @@
 #ifndef TL_COMMON_H
 #define TL_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -59,6 +60,10 @@ static inline uint64_t tl_get_u64(const uint8_t *p) {
   memcpy(&v, p, 8);
   return v;
 }
+
+/* True when p[0..n) is valid UTF-8 without NUL bytes (text a database can
+ * store as is). */
+bool tl_utf8_valid(const uint8_t *p, size_t n);
 
 /* CRC32C (Castagnoli), hardware-accelerated where the CPU has SSE4.2. */
 uint32_t tl_crc32c(uint32_t crc, const void *p, size_t n);

@@ -49,8 +49,33 @@ reply(tl_ingest_reply *r, int status, const char *fmt, ...) {
  * anything else 500. */
 static void reply_failure(tl_ingest_reply *r, int rc, const char *what,
                           const char *detail) {
-  reply(r, rc == TL_EUNAVAILABLE || rc == TL_EIO || rc == TL_ENOMEM ? 503 : 500,
-        "%s failed, retry later: %s", what, detail);
+  if (rc == TL_EINVAL)
+    reply(r, 400, "%s refused: %s", what, detail);
+  else
+    reply(r,
+          rc == TL_EUNAVAILABLE || rc == TL_EIO || rc == TL_ENOMEM ? 503 : 500,
+          "%s failed, retry later: %s", what, detail);
+}
+
+/* Names the first property key or value that is not valid UTF-8 text. */
+static const char *bad_props(const tl_kv *kv, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++)
+    if (!tl_utf8_valid(kv[i].key.p, kv[i].key.n) ||
+        !tl_utf8_valid(kv[i].value.p, kv[i].value.n))
+      return "properties";
+  return NULL;
+}
+
+/* The catalog stores these fields as text: refuse what is not UTF-8. */
+static const char *bad_process_text(const tl_wire_process *m) {
+  const tl_slice *f[] = {&m->exe,      &m->username, &m->realname,
+                         &m->computer, &m->distro,   &m->cpu_brand};
+  static const char *names[] = {"exe",      "username", "realname",
+                                "computer", "distro",   "cpu_brand"};
+  for (int i = 0; i < 6; i++)
+    if (!tl_utf8_valid(f[i]->p, f[i]->n))
+      return names[i];
+  return bad_props(m->props, m->nprops);
 }
 
 static const char *kind_name(int kind) {
@@ -66,6 +91,11 @@ static void handle_process(tl_ingest *ig, const uint8_t *p, size_t n,
   tl_wire_error err = {0};
   if (tl_process_decode(p, n, &m, &err)) {
     reply(r, 400, "malformed process message: %s", err.reason);
+    return;
+  }
+  const char *bad = bad_process_text(&m);
+  if (bad) {
+    reply(r, 400, "malformed process message: %s is not UTF-8 text", bad);
     return;
   }
   bool existed;
@@ -88,6 +118,14 @@ static void handle_stream(tl_ingest *ig, const uint8_t *p, size_t n,
   tl_wire_error err = {0};
   if (tl_stream_decode(p, n, &m, &err)) {
     reply(r, 400, "malformed stream message: %s", err.reason);
+    return;
+  }
+  const char *bad = bad_props(m.props, m.nprops);
+  for (uint32_t i = 0; i < m.ntags && !bad; i++)
+    if (!tl_utf8_valid(m.tags[i].p, m.tags[i].n))
+      bad = "tags";
+  if (bad) {
+    reply(r, 400, "malformed stream message: %s is not UTF-8 text", bad);
     return;
   }
   bool existed;
@@ -158,25 +196,6 @@ static void handle_block(tl_ingest *ig, const uint8_t *p, size_t n,
     return;
   }
 
-  char key[128];
-  tl_store_block_key(h.process_id, h.stream_id, h.block_id, key);
-  bool existed = false;
-  rc = tl_store_put_new(ig->store, key, p, n, &existed);
-  if (rc) {
-    reply_failure(r, rc, "writing the block", "object store error");
-    return;
-  }
-  if (existed) {
-    int cmp = compare_blob(ig, key, p, n);
-    if (cmp < 0) {
-      reply_failure(r, cmp, "reading the stored block", "object store error");
-      return;
-    }
-    if (cmp) {
-      reply(r, 409, "block %s already exists with different content", bid);
-      return;
-    }
-  }
   tl_catalog_block row = {0};
   memcpy(row.block_id, h.block_id, 16);
   memcpy(row.stream_id, h.stream_id, 16);
@@ -190,16 +209,61 @@ static void handle_block(tl_ingest *ig, const uint8_t *p, size_t n,
   row.blob_size = n;
   row.blob_crc = tl_crc32c(0, p, n);
   row.insert_time = tl_wall_ns();
+
+  /* A known block id: compare with its row before touching the store, so a
+   * conflicting re-send (even naming another stream) writes nothing. */
+  tl_catalog_block old;
+  rc = tl_catalog_get_block(ig->catalog, h.block_id, &old);
+  if (rc == 0) {
+    if (old.blob_size != row.blob_size || old.blob_crc != row.blob_crc ||
+        memcmp(old.stream_id, row.stream_id, 16))
+      reply(r, 409, "block %s already exists with different content", bid);
+    else
+      reply(r, 200, "already stored block %s (%u events)", bid, h.nb_objects);
+    return;
+  }
+  if (rc != TL_ENOTFOUND) {
+    reply_failure(r, rc, "looking up the block",
+                  tl_catalog_errmsg(ig->catalog));
+    return;
+  }
+
+  char key[128];
+  tl_store_block_key(h.process_id, h.stream_id, h.block_id, key);
+  bool existed = false;
+  rc = tl_store_put_new(ig->store, key, p, n, &existed);
+  if (rc) {
+    reply_failure(r, rc, "writing the block", "object store error");
+    return;
+  }
+  if (existed) {
+    /* Left by an attempt that crashed before its commit, or by a
+     * concurrent request for the same block. */
+    int cmp = compare_blob(ig, key, p, n);
+    if (cmp < 0) {
+      reply_failure(r, cmp, "reading the stored block", "object store error");
+      return;
+    }
+    if (cmp) {
+      reply(r, 409, "block %s already exists with different content", bid);
+      return;
+    }
+  }
   bool row_existed, same;
   rc = tl_catalog_insert_block(ig->catalog, &row, &row_existed, &same);
-  if (rc)
+  if (rc) {
     reply_failure(r, rc, "committing the block",
                   tl_catalog_errmsg(ig->catalog));
-  else if (row_existed && !same)
+  } else if (row_existed && !same) {
+    /* Lost a race with a conflicting block of the same id stored under
+     * another stream: our blob is referenced by no row. */
+    if (!existed)
+      tl_store_delete(ig->store, key);
     reply(r, 409, "block %s already exists with different content", bid);
-  else
+  } else {
     reply(r, 200, "%s block %s (%u events)",
           row_existed ? "already stored" : "stored", bid, h.nb_objects);
+  }
 }
 
 /* The server's own request metrics: one call site per endpoint and figure,

@@ -4,7 +4,8 @@
  *
  * A handle is safe to use from several threads at once: it keeps a small
  * pool of connections. Every function returns 0 or a negative TL_E* code;
- * tl_catalog_errmsg() gives the detail of the calling thread's last error.
+ * tl_catalog_errmsg() gives the detail of the calling thread's last catalog
+ * error (kept per thread, whichever handle it came from).
  */
 #ifndef TL_CATALOG_H
 #define TL_CATALOG_H
@@ -39,7 +40,7 @@ void tl_catalog_close(tl_catalog *c); /* accepts NULL */
 const char *tl_catalog_backend(const tl_catalog *c);
 /* The current schema version (the highest migration applied). */
 int tl_catalog_schema_version(tl_catalog *c, int *version);
-/* Detail of the calling thread's last failure on this handle. */
+/* Detail of the calling thread's last catalog failure (per thread). */
 const char *tl_catalog_errmsg(tl_catalog *c);
 
 /* 0 when the catalog answers a trivial query; TL_EUNAVAILABLE otherwise. */

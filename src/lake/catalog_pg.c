@@ -209,12 +209,23 @@ static void quiet_notices(void *arg, const char *message) {
   (void)message;
 }
 
-/* libpq messages end with a newline; copy without it. */
+/* libpq messages span lines (ERROR, DETAIL, HINT) and end with a newline:
+ * copy them as one line, for logs and HTTP error bodies. */
 static void trimmed(const char *msg, char *out, size_t cap) {
-  snprintf(out, cap, "%s", msg && *msg ? msg : "unknown error");
-  size_t n = strlen(out);
-  while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
-    out[--n] = 0;
+  if (!msg || !*msg)
+    msg = "unknown error";
+  size_t n = 0;
+  for (const char *s = msg; *s && n + 1 < cap; s++) {
+    if (*s == '\n' || *s == '\t' || *s == '\r') {
+      if (n && out[n - 1] != ' ')
+        out[n++] = ' ';
+    } else {
+      out[n++] = *s;
+    }
+  }
+  while (n && out[n - 1] == ' ')
+    n--;
+  out[n] = 0;
 }
 
 /* Lost connections and the classes PostgreSQL uses for "try again later"
@@ -229,8 +240,8 @@ static int map_result(conn *c, const PGresult *r) {
   const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
   if (!st)
     return TL_EUNAVAILABLE; /* a client-side failure: the socket broke */
-  if (!strncmp(st, "08", 2) || !strncmp(st, "40", 2) ||
-      !strncmp(st, "53", 2) || !strcmp(st, "55P03") || !strncmp(st, "57", 2))
+  if (!strncmp(st, "08", 2) || !strncmp(st, "40", 2) || !strncmp(st, "53", 2) ||
+      !strcmp(st, "55P03") || !strncmp(st, "57", 2))
     return TL_EUNAVAILABLE;
   if (!strncmp(st, "22", 2))
     return TL_EINVAL; /* data exception: e.g. text that is not UTF-8 */
@@ -239,14 +250,13 @@ static int map_result(conn *c, const PGresult *r) {
 
 static int fail_result(conn *c, const PGresult *r, const char *what) {
   char msg[400];
-  trimmed(r ? PQresultErrorMessage(r) : PQerrorMessage(c->db), msg,
-          sizeof msg);
+  trimmed(r ? PQresultErrorMessage(r) : PQerrorMessage(c->db), msg, sizeof msg);
   if (!*msg || !strcmp(msg, "unknown error"))
     trimmed(PQerrorMessage(c->db), msg, sizeof msg);
   return tl__catalog_fail(map_result(c, r), "postgresql: %s: %s", what, msg);
 }
 
-/* ---- Connections ----------------------------------------------------------- */
+/* ---- Connections --------------------------------------------------------- */
 
 static PGconn *connect_uri(const char *uri) {
   /* Defaults first: later keywords win, so the URI can override them. */
@@ -259,20 +269,22 @@ static PGconn *connect_uri(const char *uri) {
 }
 
 /* Makes sure the connection is usable: a connection whose server went away
- * is noticed here (reading from a closed socket marks it bad) and reset. */
+ * is noticed here and reset. A server that shuts down sends a last message
+ * (57P01) and closes: the first read takes the message, the second sees
+ * the end of the stream and marks the connection bad. Both reads are
+ * non-blocking. */
 static int ensure_live(conn *c) {
-  if (PQstatus(c->db) == CONNECTION_OK && PQtransactionStatus(c->db) ==
-                                              PQTRANS_IDLE) {
-    if (PQconsumeInput(c->db) && PQstatus(c->db) == CONNECTION_OK)
-      return 0;
-  }
+  if (PQstatus(c->db) == CONNECTION_OK &&
+      PQtransactionStatus(c->db) == PQTRANS_IDLE && PQconsumeInput(c->db) &&
+      PQconsumeInput(c->db) && PQstatus(c->db) == CONNECTION_OK)
+    return 0;
   PQreset(c->db);
   c->prepared = 0;
   if (PQstatus(c->db) != CONNECTION_OK) {
     char msg[400];
     trimmed(PQerrorMessage(c->db), msg, sizeof msg);
-    return tl__catalog_fail(TL_EUNAVAILABLE,
-                            "postgresql: cannot connect: %s", msg);
+    return tl__catalog_fail(TL_EUNAVAILABLE, "postgresql: cannot connect: %s",
+                            msg);
   }
   return 0;
 }
@@ -363,7 +375,7 @@ static int exec_sql(conn *c, const char *sql, const char *what) {
   return rc;
 }
 
-/* ---- Reading results ------------------------------------------------------ */
+/* ---- Reading results ----------------------------------------------------- */
 
 static int64_t col_i64(const PGresult *r, int row, int col) {
   const char *v = PQgetvalue(r, row, col);
@@ -409,7 +421,7 @@ static void read_block_row(const PGresult *r, int row, tl_catalog_block *b) {
   b->insert_time = col_i64(r, row, 11);
 }
 
-/* ---- Operations ----------------------------------------------------------- */
+/* ---- Operations ---------------------------------------------------------- */
 
 /* After an insert that did nothing: is the stored raw message the same?
  * 0 same, TL_ECONFLICT other. */
@@ -443,8 +455,7 @@ static bool inserted_nothing(const PGresult *r) {
 }
 
 static int pg_insert_process(tl_catalog *cat, const tl_wire_process *m,
-                             tl_slice raw, int64_t insert_time,
-                             bool *existed) {
+                             tl_slice raw, int64_t insert_time, bool *existed) {
   pg *p = cat->impl;
   tl_bytes props;
   tl_bytes_init(&props, 1 << 24);
@@ -649,6 +660,7 @@ static int pg_counts(tl_catalog *cat, tl_catalog_counts *out) {
   int rc = take(p, &c);
   if (rc)
     return rc;
+  memset(out, 0, sizeof *out);
   PGresult *r = run(c, ST_COUNTS, NULL, "counting", &rc);
   if (r) {
     out->processes = (uint64_t)col_i64(r, 0, 0);
@@ -700,12 +712,16 @@ static int pg_foreach_block(tl_catalog *cat,
   int rc = take(p, &c);
   if (rc)
     return rc;
-  /* A cursor keeps memory bounded however many blocks there are. */
-  if ((rc = exec_sql(c,
-                     "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
-                     "DECLARE tl_blocks NO SCROLL CURSOR FOR SELECT " BLOCK_COLUMNS
-                     " FROM blocks ORDER BY insert_time, seq",
-                     "listing blocks")))
+  /* A cursor keeps memory bounded however many blocks there are. Nothing
+   * has been done if opening it fails on a dead connection: retry once. */
+  static const char *open_cursor =
+      "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+      "DECLARE tl_blocks NO SCROLL CURSOR FOR SELECT " BLOCK_COLUMNS
+      " FROM blocks ORDER BY insert_time, seq";
+  rc = exec_sql(c, open_cursor, "listing blocks");
+  if (rc && PQstatus(c->db) != CONNECTION_OK && !(rc = ensure_live(c)))
+    rc = exec_sql(c, open_cursor, "listing blocks");
+  if (rc)
     goto out;
   for (;;) {
     PGresult *r = PQexecParams(c->db, "FETCH 1000 FROM tl_blocks", 0, NULL,
@@ -734,7 +750,7 @@ out:
   return rc;
 }
 
-/* ---- Open, migrate, close ----------------------------------------------- */
+/* ---- Open, migrate, close ------------------------------------------------ */
 
 static int migrate(conn *c) {
   int rc = exec_sql(c, "BEGIN", "starting the migration");
@@ -745,8 +761,8 @@ static int migrate(conn *c) {
   params lk = {0};
   p_i64(&lk, MIGRATION_LOCK_KEY);
   static const Oid int8[] = {OID_INT8};
-  PGresult *r = PQexecParams(c->db, "SELECT pg_advisory_xact_lock($1)", 1,
-                             int8, lk.v, lk.len, lk.fmt, 1);
+  PGresult *r = PQexecParams(c->db, "SELECT pg_advisory_xact_lock($1)", 1, int8,
+                             lk.v, lk.len, lk.fmt, 1);
   if (!result_ok(r))
     rc = fail_result(c, r, "taking the migration lock");
   PQclear(r);
@@ -767,11 +783,6 @@ static int migrate(conn *c) {
       rc = fail_result(c, r, "reading the schema version");
     PQclear(r);
   }
-  if (!rc && have > NMIGRATIONS)
-    rc = tl__catalog_fail(TL_EIO,
-                          "postgresql: the catalog has schema version %d, "
-                          "newer than this server (%d)",
-                          have, NMIGRATIONS);
   for (int v = have + 1; v <= NMIGRATIONS && !rc; v++) {
     char what[48];
     snprintf(what, sizeof what, "applying migration %d", v);
@@ -806,9 +817,9 @@ static void pg_close(tl_catalog *cat) {
 }
 
 static const tl_catalog_ops pg_ops = {
-    "postgresql",      pg_close,          pg_schema_version, pg_health,
-    pg_insert_process, pg_insert_stream,  pg_stream_process, pg_insert_block,
-    pg_get_block,      pg_counts,         pg_retire_batch,   pg_foreach_block,
+    "postgresql",      pg_close,         pg_schema_version, pg_health,
+    pg_insert_process, pg_insert_stream, pg_stream_process, pg_insert_block,
+    pg_get_block,      pg_counts,        pg_retire_batch,   pg_foreach_block,
 };
 
 int tl__catalog_pg_open(tl_catalog **out, const char *uri, char *err,

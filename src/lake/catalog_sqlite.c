@@ -87,12 +87,27 @@ typedef struct conn {
   struct conn *next;
 } conn;
 
+/* A block insert waiting for a group commit. */
+typedef struct pending {
+  const tl_catalog_block *b;
+  bool existed, same, done;
+  int rc;
+  char err[200]; /* the committing thread's error message */
+  struct pending *next;
+} pending;
+
 typedef struct sq {
   char *path;
   conn conns[POOL];
   conn *free;
   pthread_mutex_t mu;
   pthread_cond_t cv;
+  /* Group commit of block inserts: whoever finds no commit running commits
+   * everything queued in one transaction (one WAL fsync for the batch). */
+  pthread_mutex_t gc_mu;
+  pthread_cond_t gc_cv;
+  pending *queue, **queue_tail;
+  bool committing;
 } sq;
 
 static int fail_db(sqlite3 *db, int code, const char *what) {
@@ -222,6 +237,8 @@ static void sq_close(tl_catalog *cat) {
   }
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
+  pthread_mutex_destroy(&s->gc_mu);
+  pthread_cond_destroy(&s->gc_cv);
   free(s->path);
   free(s);
   free(cat);
@@ -257,10 +274,13 @@ static int compare_raw(conn *c, sqlite3_stmt *st, const uint8_t id[16],
   if (rc == SQLITE_ROW) {
     const void *p = sqlite3_column_blob(st, 0);
     size_t n = (size_t)sqlite3_column_bytes(st, 0);
+    char text[37];
+    tl_uuid_format(id, text);
     out = n == raw.n && (!n || !memcmp(p, raw.p, n))
               ? 0
               : tl__catalog_fail(TL_ECONFLICT,
-                                 "%s exists with different content", what);
+                                 "%s %s exists with different content", what,
+                                 text);
   } else {
     out = fail_db(c->db, TL_EIO, what);
   }
@@ -305,7 +325,7 @@ static int sq_insert_process(tl_catalog *cat, const tl_wire_process *m,
   if (!rc && sqlite3_changes(c->db) == 0) {
     *existed = true;
     rc = compare_raw(c, c->st[ST_GET_PROCESS_RAW], m->process_id, raw,
-                     "the process");
+                     "process");
   }
   sqlite3_clear_bindings(st);
   release(s, c);
@@ -352,8 +372,8 @@ static int sq_insert_stream(tl_catalog *cat, const tl_wire_stream *m,
     rc = step_done(c, st, "inserting a stream");
     if (!rc && sqlite3_changes(c->db) == 0) {
       *existed = true;
-      rc = compare_raw(c, c->st[ST_GET_STREAM_RAW], m->stream_id, raw,
-                       "the stream");
+      rc =
+          compare_raw(c, c->st[ST_GET_STREAM_RAW], m->stream_id, raw, "stream");
     }
     sqlite3_clear_bindings(st);
   }
@@ -416,19 +436,20 @@ static int get_block(conn *c, const uint8_t block_id[16],
   int step = sqlite3_step(st), rc = 0;
   if (step == SQLITE_ROW)
     read_block_row(st, out);
-  else if (step == SQLITE_DONE)
-    rc = tl__catalog_fail(TL_ENOTFOUND, "unknown block");
-  else
+  else if (step == SQLITE_DONE) {
+    char text[37];
+    tl_uuid_format(block_id, text);
+    rc = tl__catalog_fail(TL_ENOTFOUND, "unknown block %s", text);
+  } else
     rc =
         fail_db(c->db, map_rc(step) ? map_rc(step) : TL_EIO, "reading a block");
   sqlite3_reset(st);
   return rc;
 }
 
-static int sq_insert_block(tl_catalog *cat, const tl_catalog_block *b,
-                           bool *existed, bool *same) {
-  sq *s = cat->impl;
-  conn *c = acquire(s);
+/* Inserts one row inside the caller's transaction. */
+static int insert_one(conn *c, pending *p) {
+  const tl_catalog_block *b = p->b;
   sqlite3_stmt *st = c->st[ST_INS_BLOCK];
   bind_uuid(st, 1, b->block_id);
   bind_uuid(st, 2, b->stream_id);
@@ -443,15 +464,73 @@ static int sq_insert_block(tl_catalog *cat, const tl_catalog_block *b,
   sqlite3_bind_int64(st, 11, b->blob_crc);
   sqlite3_bind_int64(st, 12, b->insert_time);
   int rc = step_done(c, st, "inserting a block");
-  *existed = *same = false;
+  p->existed = p->same = false;
   if (!rc && sqlite3_changes(c->db) == 0) {
     tl_catalog_block old;
-    *existed = true;
+    p->existed = true;
     if (!(rc = get_block(c, b->block_id, &old)))
-      *same = old.blob_size == b->blob_size && old.blob_crc == b->blob_crc;
+      p->same = old.blob_size == b->blob_size && old.blob_crc == b->blob_crc;
   }
-  release(s, c);
   return rc;
+}
+
+/* Commits a batch of inserts in one transaction. A row that fails alone
+ * (e.g. a foreign key) fails alone; a failed commit fails the batch. */
+static void commit_batch(sq *s, pending *batch) {
+  conn *c = acquire(s);
+  int rc = exec(c->db, "BEGIN IMMEDIATE");
+  for (pending *p = batch; p; p = p->next) {
+    p->rc = rc;
+    if (!rc) {
+      exec(c->db, "SAVEPOINT row");
+      if ((p->rc = insert_one(c, p)))
+        exec(c->db, "ROLLBACK TO row");
+      exec(c->db, "RELEASE row");
+    }
+  }
+  if (!rc && (rc = exec(c->db, "COMMIT"))) {
+    exec(c->db, "ROLLBACK");
+    for (pending *p = batch; p; p = p->next)
+      p->rc = rc;
+  }
+  for (pending *p = batch; p; p = p->next)
+    if (p->rc)
+      snprintf(p->err, sizeof p->err, "%s", tl_catalog_errmsg(NULL));
+  release(s, c);
+}
+
+static int sq_insert_block(tl_catalog *cat, const tl_catalog_block *b,
+                           bool *existed, bool *same) {
+  sq *s = cat->impl;
+  pending me = {b, false, false, false, 0, "", NULL};
+  pthread_mutex_lock(&s->gc_mu);
+  *s->queue_tail = &me;
+  s->queue_tail = &me.next;
+  while (!me.done) {
+    if (s->committing) {
+      pthread_cond_wait(&s->gc_cv, &s->gc_mu);
+      continue;
+    }
+    pending *batch = s->queue;
+    s->queue = NULL;
+    s->queue_tail = &s->queue;
+    s->committing = true;
+    pthread_mutex_unlock(&s->gc_mu);
+    commit_batch(s, batch);
+    pthread_mutex_lock(&s->gc_mu);
+    for (pending *p = batch, *next; p; p = next) {
+      next = p->next;
+      p->done = true;
+    }
+    s->committing = false;
+    pthread_cond_broadcast(&s->gc_cv);
+  }
+  pthread_mutex_unlock(&s->gc_mu);
+  *existed = me.existed;
+  *same = me.same;
+  if (me.rc)
+    return tl__catalog_fail(me.rc, "%s", me.err);
+  return 0;
 }
 
 static int sq_get_block(tl_catalog *cat, const uint8_t block_id[16],
@@ -538,8 +617,14 @@ static int sq_retire_batch(tl_catalog *cat, int64_t cutoff, unsigned limit,
   }
   sqlite3_bind_int64(sel, 1, cutoff);
   sqlite3_bind_int64(sel, 2, limit);
-  while (n < limit && sqlite3_step(sel) == SQLITE_ROW)
+  int step = SQLITE_DONE;
+  while (n < limit && (step = sqlite3_step(sel)) == SQLITE_ROW)
     read_block_row(sel, &rows[n++]);
+  if (n < limit && step != SQLITE_DONE) {
+    rc = fail_db(c->db, map_rc(step) ? map_rc(step) : TL_EIO,
+                 "selecting blocks to retire");
+    goto rollback;
+  }
   for (unsigned i = 0; i < n && !rc; i++) {
     bind_uuid(del, 1, rows[i].block_id);
     rc = step_done(c, del, "deleting a block");
@@ -584,6 +669,9 @@ static int sq_foreach_block(tl_catalog *cat,
       read_block_row(st, &b);
       rc = fn(ctx, &b);
     }
+    if (!rc && step != SQLITE_DONE)
+      rc = fail_db(c->db, map_rc(step) ? map_rc(step) : TL_EIO,
+                   "listing blocks");
   }
   sqlite3_finalize(st);
   release(s, c);
@@ -610,6 +698,9 @@ int tl__catalog_sqlite_open(tl_catalog **out, const char *path, char *err,
   }
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
+  pthread_mutex_init(&s->gc_mu, NULL);
+  pthread_cond_init(&s->gc_cv, NULL);
+  s->queue_tail = &s->queue;
   cat->ops = &sqlite_ops;
   cat->impl = s;
   int rc = open_conn(s, &s->conns[0], err, errcap);

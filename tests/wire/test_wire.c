@@ -462,4 +462,27 @@ TEST(limits_enforced) {
   tl_bytes_free(&b);
 }
 
+TEST(utf8_validation) {
+  static const struct {
+    const char *s;
+    size_t n;
+    bool ok;
+  } cases[] = {
+      {"plain ascii", 11, true},
+      {"caf\xc3\xa9", 5, true},
+      {"\xe2\x82\xac", 3, true},      /* euro sign */
+      {"\xf0\x9f\x98\x80", 4, true},  /* emoji */
+      {"a\0b", 3, false},             /* NUL */
+      {"\xff\xfe", 2, false},         /* not UTF-8 */
+      {"\xc0\xaf", 2, false},         /* overlong '/' */
+      {"\xed\xa0\x80", 3, false},     /* surrogate */
+      {"\xf4\x90\x80\x80", 4, false}, /* above U+10FFFF */
+      {"\xe2\x82", 2, false},         /* truncated */
+      {"", 0, true},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    if (tl_utf8_valid((const uint8_t *)cases[i].s, cases[i].n) != cases[i].ok)
+      FAILF("case %zu: expected %s", i, cases[i].ok ? "valid" : "invalid");
+}
+
 TL_TEST_MAIN()
