@@ -2,15 +2,34 @@
 # Builds the libFuzzer targets with clang (ASan+UBSan) and runs each for
 # FUZZ_SECONDS (default 60), starting from the checked-in seed corpus.
 # A crash leaves its input in build-fuzz/ and fails the script.
+#   fuzz_decode  every wire decoder
+#   fuzz_ingest  the ingestion handler on a temp lake; its inputs are the
+#                seeds prefixed with the endpoint byte (0 process, 1 stream,
+#                2 block, 3 block after its process and stream)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
 CC=clang cmake -S . -B build-fuzz -DTL_FUZZ=ON -DTL_BENCH=OFF \
   -DTL_SANITIZE=address -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build-fuzz -j "$(nproc)" --target fuzz_decode
+cmake --build build-fuzz -j "$(nproc)" --target fuzz_decode fuzz_ingest
 work=build-fuzz/corpus-decode
 mkdir -p "$work"
 cp -n fuzz/corpus/* "$work"/ 2>/dev/null || true
 echo "fuzz: fuzz_decode for ${seconds}s"
 (cd build-fuzz && ./fuzz/fuzz_decode -max_total_time="$seconds" \
   -max_len=65536 -print_final_stats=1 corpus-decode 2>&1 | tail -n 12)
+
+work=build-fuzz/corpus-ingest
+mkdir -p "$work"
+for f in fuzz/corpus/*; do
+  name=$(basename "$f")
+  case $name in
+  process*) prefix='\000' ;;
+  stream*) prefix='\001' ;;
+  *) prefix='\003' ;;
+  esac
+  [ -e "$work/seed-$name" ] || { printf "$prefix"; cat "$f"; } >"$work/seed-$name"
+done
+echo "fuzz: fuzz_ingest for ${seconds}s"
+(cd build-fuzz && ./fuzz/fuzz_ingest -max_total_time="$seconds" \
+  -max_len=65536 -print_final_stats=1 corpus-ingest 2>&1 | tail -n 12)

@@ -9,17 +9,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
 
 #include "http_server.h"
 
+/* A connection, tracked so that a client sending too slowly (headers or
+ * body) is cut off: libmicrohttpd's own timeout only catches silence. */
+typedef struct tracked {
+  int fd;
+  uint64_t since; /* start of the connection or end of its last request */
+  bool cut;
+  struct tracked *prev, *next;
+} tracked;
+
 struct tl_http_server {
   struct MHD_Daemon *d;
   tl_http_opts o;
   uint16_t port;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  tracked *conns;  /* guarded by mu */
+  unsigned active; /* requests between headers and response; guarded */
+  bool stopping;   /* guarded */
+  pthread_t reaper;
 };
 
 typedef struct request {
@@ -112,11 +129,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     req->kind = kind;
     tl_bytes_init(&req->body, s->o.max_body);
     *con_cls = req;
+    pthread_mutex_lock(&s->mu);
+    s->active++;
+    pthread_mutex_unlock(&s->mu);
     return MHD_YES;
   }
   if (*upload_size) {
+    /* Over the limit: discard the rest (libmicrohttpd cannot answer before
+     * the body ends; an endless body is cut by the request timeout). */
     if (!req->too_big && tl_bytes_append(&req->body, upload, *upload_size))
-      req->too_big = true; /* keep reading, then refuse */
+      req->too_big = true;
     *upload_size = 0;
     return MHD_YES;
   }
@@ -131,15 +153,86 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-  (void)cls;
-  (void)c;
   (void)toe;
+  tl_http_server *s = cls;
   request *req = *con_cls;
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  pthread_mutex_lock(&s->mu);
+  if (ci && ci->socket_context) /* the next request's clock starts now */
+    ((tracked *)ci->socket_context)->since = tl_mono_ns();
+  if (req) {
+    s->active--;
+    pthread_cond_broadcast(&s->cv);
+  }
+  pthread_mutex_unlock(&s->mu);
   if (req) {
     tl_bytes_free(&req->body);
     free(req);
     *con_cls = NULL;
   }
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
+                          enum MHD_ConnectionNotificationCode code) {
+  tl_http_server *s = cls;
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    tracked *t = calloc(1, sizeof *t);
+    if (!t || !ci) {
+      free(t);
+      return;
+    }
+    t->fd = ci->connect_fd;
+    t->since = tl_mono_ns();
+    pthread_mutex_lock(&s->mu);
+    t->next = s->conns;
+    if (s->conns)
+      s->conns->prev = t;
+    s->conns = t;
+    pthread_mutex_unlock(&s->mu);
+    *ctx = t;
+  } else if (*ctx) { /* closed: before libmicrohttpd closes the socket */
+    tracked *t = *ctx;
+    pthread_mutex_lock(&s->mu);
+    if (t->prev)
+      t->prev->next = t->next;
+    else
+      s->conns = t->next;
+    if (t->next)
+      t->next->prev = t->prev;
+    pthread_mutex_unlock(&s->mu);
+    free(t);
+    *ctx = NULL;
+  }
+}
+
+/* Cuts off connections whose request has taken longer than the timeout
+ * (a slowloris client trickling bytes): shutting the socket down makes
+ * libmicrohttpd see the end of input and close it in its own thread. */
+static void *reap_slow(void *arg) {
+  tl_http_server *s = arg;
+  uint64_t limit = (uint64_t)s->o.timeout_s * 1000000000u;
+  pthread_mutex_lock(&s->mu);
+  while (!s->stopping) {
+    uint64_t now = tl_mono_ns();
+    for (tracked *t = s->conns; t; t = t->next)
+      if (!t->cut && now - t->since > limit) {
+        shutdown(t->fd, SHUT_RDWR);
+        t->cut = true;
+      }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 200000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
 }
 
 int tl_http_start(tl_http_server **out, const tl_http_opts *o, char *err,
@@ -176,10 +269,19 @@ int tl_http_start(tl_http_server **out, const tl_http_opts *o, char *err,
       MHD_OPTION_THREAD_POOL_SIZE, s->o.threads, MHD_OPTION_CONNECTION_TIMEOUT,
       s->o.timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
       s->o.max_header + 64 * 1024, MHD_OPTION_CONNECTION_LIMIT, 1024u,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
   if (!s->d) {
     snprintf(err, errcap, "cannot listen on %s:%u (address in use?)",
              o->host ? o->host : "127.0.0.1", o->port);
+    free(s);
+    return TL_ESYS;
+  }
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
+  if (pthread_create(&s->reaper, NULL, reap_slow, s)) {
+    MHD_stop_daemon(s->d);
+    snprintf(err, errcap, "cannot start a thread");
     free(s);
     return TL_ESYS;
   }
@@ -197,11 +299,33 @@ uint16_t tl_http_port(const tl_http_server *s) {
 void tl_http_stop(tl_http_server *s) {
   if (!s)
     return;
-  /* Stop accepting first; MHD_stop_daemon then waits for the workers, which
-   * finish the request they are in. */
+  /* Stop accepting, then wait (bounded) until every request in progress has
+   * sent its response: stopping the daemon closes connections at once. */
   MHD_socket fd = MHD_quiesce_daemon(s->d);
+  uint64_t deadline = tl_mono_ns() + (uint64_t)s->o.timeout_s * 1000000000u;
+  pthread_mutex_lock(&s->mu);
+  while (s->active && tl_mono_ns() < deadline) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 50000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+  }
+  s->stopping = true;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  pthread_join(s->reaper, NULL);
   MHD_stop_daemon(s->d);
   if (fd != MHD_INVALID_SOCKET)
     close(fd);
+  for (tracked *t = s->conns, *next; t; t = next) {
+    next = t->next;
+    free(t);
+  }
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
   free(s);
 }

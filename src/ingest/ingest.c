@@ -207,7 +207,7 @@ static void handle_block(tl_ingest *ig, const uint8_t *p, size_t n,
   row.nb_objects = h.nb_objects;
   row.payload_size = h.payload_size;
   row.blob_size = n;
-  row.blob_crc = tl_crc32c(0, p, n);
+  row.blob_crc = tl_block_content_crc(p, n);
   row.insert_time = tl_wall_ns();
 
   /* A known block id: compare with its row before touching the store, so a
@@ -215,8 +215,14 @@ static void handle_block(tl_ingest *ig, const uint8_t *p, size_t n,
   tl_catalog_block old;
   rc = tl_catalog_get_block(ig->catalog, h.block_id, &old);
   if (rc == 0) {
-    if (old.blob_size != row.blob_size || old.blob_crc != row.blob_crc ||
-        memcmp(old.stream_id, row.stream_id, 16))
+    char key[128];
+    tl_store_block_key(old.process_id, old.stream_id, old.block_id, key);
+    int cmp = old.blob_size != row.blob_size || old.blob_crc != row.blob_crc
+                  ? 1
+                  : compare_blob(ig, key, p, n);
+    if (cmp < 0)
+      reply_failure(r, cmp, "reading the stored block", "object store error");
+    else if (cmp)
       reply(r, 409, "block %s already exists with different content", bid);
     else
       reply(r, 200, "already stored block %s (%u events)", bid, h.nb_objects);

@@ -24,7 +24,8 @@ typedef struct tl_catalog_block {
   uint32_t nb_objects;
   uint32_t payload_size; /* stored payload bytes */
   uint64_t blob_size;    /* bytes of the whole block message (the blob) */
-  uint32_t blob_crc;     /* CRC32C of the whole block message */
+  uint32_t blob_crc;     /* CRC32C of the block message, minus bytes
+                            104..107 (its header CRC) */
   int64_t insert_time;   /* UTC ns, set by the server */
 } tl_catalog_block;
 

@@ -464,6 +464,10 @@ out:
   return rc;
 }
 
+uint32_t tl_block_content_crc(const uint8_t *p, size_t n) {
+  return tl_crc32c(tl_crc32c(0, p, 104), p + 108, n - 108);
+}
+
 /* ---- Writer ------------------------------------------------------------ */
 
 static int put_varint(tl_bytes *b, uint64_t v) {

@@ -133,6 +133,12 @@ typedef struct tl_block_visitor {
 int tl_block_decode(const uint8_t *p, size_t n, const tl_block_visitor *v,
                     tl_wire_error *err);
 
+/* The CRC32C identifying a block message's content (the catalog's
+ * blob_crc): every byte except the header CRC field (bytes 104..107). A CRC
+ * over data followed by its own CRC is a constant, so the field is left out.
+ * `n` must be at least TL_WIRE_BLOCK_HEADER_SIZE. */
+uint32_t tl_block_content_crc(const uint8_t *p, size_t n);
+
 /* ---- Encoding --------------------------------------------------------- */
 
 int tl_process_encode(const tl_wire_process *m, tl_bytes *out);
