@@ -62,6 +62,8 @@ void bench_measure(bench_fn fn, uint32_t batch, uint32_t nbatches,
   if (!v)
     return;
   double sum = 0;
+  struct rusage r0, r1;
+  getrusage(RUSAGE_THREAD, &r0);
   for (uint32_t b = 0; b < nbatches; b++) {
     uint64_t t0 = bench_tsc_begin();
     fn(batch);
@@ -69,6 +71,8 @@ void bench_measure(bench_fn fn, uint32_t batch, uint32_t nbatches,
     v[b] = (double)(t1 - t0) / ticks_per_ns / batch;
     sum += v[b];
   }
+  getrusage(RUSAGE_THREAD, &r1);
+  out->faults = r1.ru_minflt - r0.ru_minflt + r1.ru_majflt - r0.ru_majflt;
   qsort(v, nbatches, sizeof *v, cmp_double);
   out->min = v[0];
   out->p50 = v[(size_t)nbatches * 50 / 100];
@@ -117,17 +121,19 @@ void bench_print_machine(const char *bench, double ticks_per_ns) {
 }
 
 void bench_print_header(void) {
-  printf("%-34s %8s %8s %8s %8s  %s\n", "case", "p50 ns", "p99 ns", "min ns",
-         "x rdtsc", "target");
-  printf("%-34s %8s %8s %8s %8s  %s\n", "----", "------", "------", "------",
-         "-------", "------");
+  printf("%-34s %8s %8s %8s %8s %8s %7s  %s\n", "case", "p50 ns", "p99 ns",
+         "min ns", "net ns", "x rdtsc", "faults", "target");
+  printf("%-34s %8s %8s %8s %8s %8s %7s  %s\n", "----", "------", "------",
+         "------", "------", "-------", "------", "------");
 }
 
 void bench_print_case(const char *bench, const char *name, const char *label,
                       const bench_stats *st, const bench_stats *rdtsc,
-                      double target_ratio, double target_ns, int valid) {
+                      const bench_stats *empty, double target_ratio,
+                      double target_ns, int valid) {
   double ratio = rdtsc && rdtsc->p50 > 0 ? st->p50 / rdtsc->p50 : 0;
-  char target[64] = "", tkey[64] = "none";
+  double net = empty ? st->p50 - empty->p50 : 0;
+  char target[64] = "", tkey[64] = "none", netcol[32] = "-";
   int met = -1;
   if (target_ratio > 0) {
     met = ratio <= target_ratio;
@@ -138,14 +144,18 @@ void bench_print_case(const char *bench, const char *name, const char *label,
     snprintf(target, sizeof target, "<= %.2f ns", target_ns);
     snprintf(tkey, sizeof tkey, "ns<=%.2f", target_ns);
   }
-  printf("%-34s %8.2f %8.2f %8.2f %8.2f  %s%s%s\n", label, st->p50, st->p99,
-         st->min, ratio, target,
-         met < 0 ? "" : met ? "  met" : "  MISSED",
+  if (empty)
+    snprintf(netcol, sizeof netcol, "%.2f", net);
+  const char *verdict = met < 0 ? "" : met ? "  met" : "  MISSED";
+  const char *metkey = met < 0 ? "n/a" : met ? "yes" : "no";
+  printf("%-34s %8.2f %8.2f %8.2f %8s %8.2f %7ld  %s%s%s\n", label, st->p50,
+         st->p99, st->min, netcol, ratio, st->faults, target, verdict,
          valid ? "" : "  (INVALID: see note)");
   bench_result("RESULT bench=%s name=%s p50_ns=%.3f p99_ns=%.3f min_ns=%.3f "
-               "mean_ns=%.3f ratio_rdtsc=%.3f target=%s met=%s valid=%s",
-         bench, name, st->p50, st->p99, st->min, st->mean, ratio, tkey,
-         met < 0 ? "n/a" : met ? "yes" : "no", valid ? "yes" : "no");
+               "mean_ns=%.3f net_ns=%.3f ratio_rdtsc=%.3f faults=%ld "
+               "target=%s met=%s valid=%s",
+               bench, name, st->p50, st->p99, st->min, st->mean, net, ratio,
+               st->faults, tkey, metkey, valid ? "yes" : "no");
 }
 
 /* Queued RESULT lines: a fixed cap, extra lines are printed at once. */
@@ -232,4 +242,51 @@ double bench_max_rss_mib(void) {
   if (getrusage(RUSAGE_SELF, &ru))
     return 0;
   return (double)ru.ru_maxrss / 1024.0;
+}
+
+void bench_cpu_sample_take(bench_cpu_sample *s) {
+  memset(s, 0, sizeof *s);
+  s->wall_ns = bench_mono_ns();
+  s->self = bench_cpu_seconds();
+  FILE *f = fopen("/proc/stat", "r");
+  if (!f)
+    return;
+  unsigned long long user, nice, sys, idle, iowait, irq, softirq, steal;
+  if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice,
+             &sys, &idle, &iowait, &irq, &softirq, &steal) == 8) {
+    double hz = (double)sysconf(_SC_CLK_TCK);
+    s->busy = (double)(user + nice + sys + irq + softirq) / hz;
+    s->steal = (double)steal / hz;
+  }
+  fclose(f);
+}
+
+void bench_print_contention(const bench_cpu_sample *a,
+                            const bench_cpu_sample *b, int judge,
+                            double *other_cores, double *steal_cores) {
+  double wall = (b->wall_ns - a->wall_ns) / 1e9;
+  double other = 0, steal = 0;
+  if (wall > 0) {
+    other = ((b->busy - a->busy) - (b->self - a->self)) / wall;
+    steal = (b->steal - a->steal) / wall;
+  }
+  if (other < 0) /* /proc/stat ticks are coarser than getrusage */
+    other = 0;
+  double load[3] = {0, 0, 0};
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (f) {
+    if (fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3)
+      load[0] = load[1] = load[2] = 0;
+    fclose(f);
+  }
+  printf("  machine during the run: other processes %.2f cores, hypervisor "
+         "steal %.2f cores, load average %.2f %.2f %.2f%s\n",
+         other, steal, load[0], load[1], load[2],
+         judge && (other > 0.1 || steal > 0.1)
+             ? "  (NOT QUIET: figures disturbed)"
+             : "");
+  if (other_cores)
+    *other_cores = other;
+  if (steal_cores)
+    *steal_cores = steal;
 }

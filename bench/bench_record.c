@@ -31,17 +31,18 @@ void bench_disabled_info(uint32_t n);
 void bench_disabled_span(uint32_t n);
 
 typedef struct opts {
-  const char *phase;       /* NULL: all phases, each in a child process */
-  unsigned threads;        /* 0: 1 then 2 (throughput), 2 (overload) */
-  uint64_t events;         /* per sustained run */
-  uint32_t batch;          /* operations per timed batch */
-  uint32_t batches;        /* timed batches per case */
-  size_t memory;           /* latency and throughput memory limit */
-  size_t overload_memory;  /* overload memory limit */
-  size_t buffer_size;      /* tl_config.buffer_size; 0: the default */
-  const char *dir;         /* parent of the temporary spool directory */
-  const char *tag;         /* appended to RESULT names of sustained runs */
-  int keep;                /* keep the spool directory */
+  const char *phase;      /* NULL: all phases, each in a child process */
+  unsigned threads;       /* 0: 1 then 2 (throughput), 2 (overload) */
+  uint64_t events;        /* per sustained run */
+  uint32_t batch;         /* operations per timed batch */
+  uint32_t batches;       /* timed batches per case */
+  size_t memory;          /* latency and throughput memory limit */
+  size_t overload_memory; /* overload memory limit */
+  size_t buffer_size;     /* tl_config.buffer_size; 0: the default */
+  const char *dir;        /* parent of the temporary spool directory */
+  const char *tag;        /* appended to RESULT names of sustained runs */
+  int keep;               /* keep the spool directory */
+  int child;              /* run by run_all: leave removal to the parent */
 } opts;
 
 /* ---- Latency cases ------------------------------------------------------
@@ -67,6 +68,13 @@ static __attribute__((noinline)) void case_empty(uint32_t n) {
 static __attribute__((noinline)) void case_info(uint32_t n) {
   for (uint32_t i = 0; i < n; i++)
     TL_INFO("bench static message");
+}
+
+/* The same as case_info, its own call site: timed before anything warmed
+ * the buffers up, so that first touches of the arena are part of it. */
+static __attribute__((noinline)) void case_info_cold(uint32_t n) {
+  for (uint32_t i = 0; i < n; i++)
+    TL_INFO("bench static message, cold");
 }
 
 static __attribute__((noinline)) void case_infof(uint32_t n) {
@@ -106,11 +114,12 @@ static __attribute__((noinline)) void case_filtered(uint32_t n) {
 }
 
 typedef struct lat_case {
-  const char *name;   /* RESULT name */
-  const char *label;  /* table label */
+  const char *name;  /* RESULT name */
+  const char *label; /* table label */
   bench_fn fn;
   double target_ratio; /* p50 / rdtsc p50, or 0 */
   double target_ns;    /* p50 ns, or 0 */
+  int cold;            /* no warm-up pass */
 } lat_case;
 
 static uint64_t total_drops(const tl_stats *s) {
@@ -148,7 +157,13 @@ static int start_runtime(const opts *o, size_t memory, char *dir, size_t cap,
   return 0;
 }
 
+/* Removing a spool deletes thousands of files; on some file systems (ext4
+ * without a journal) the inode allocator then scans past recently deleted
+ * inodes on every later file creation, which would slow the next phase's
+ * spool down. So under run_all the parent removes every spool at the end. */
 static void finish_dir(const opts *o, const char *dir) {
+  if (o->child)
+    return;
   if (o->keep)
     printf("  spool kept in %s\n", dir);
   else if (bench_rm_rf(dir))
@@ -157,20 +172,23 @@ static void finish_dir(const opts *o, const char *dir) {
 
 static int phase_latency(const opts *o) {
   static const lat_case cases[] = {
-      {"rdtsc", "bare rdtsc (baseline)", case_rdtsc, 0, 0},
-      {"empty_loop", "empty loop", case_empty, 0, 0},
-      {"static_log", "TL_INFO(\"literal\")", case_info, 1.3, 0},
-      {"formatted_log", "TL_INFO(\"%d\", i)", case_infof, 0, 0},
-      {"int_metric", "TL_IMETRIC", case_imetric, 1.3, 0},
-      {"float_metric", "TL_FMETRIC", case_fmetric, 0, 0},
-      {"span", "TL_SPAN_SCOPE (begin+end)", case_span, 2.6, 0},
-      {"async_span", "TL_ASYNC_BEGIN+END", case_async, 0, 0},
+      {"rdtsc", "bare rdtsc (baseline)", case_rdtsc, 0, 0, 0},
+      {"empty_loop", "empty loop", case_empty, 0, 0, 0},
+      {"static_log_cold", "TL_INFO(\"literal\"), cold buffers", case_info_cold,
+       0, 0, 1},
+      {"static_log", "TL_INFO(\"literal\")", case_info, 1.3, 0, 0},
+      {"formatted_log", "TL_INFO(\"%d\", i)", case_infof, 0, 0, 0},
+      {"int_metric", "TL_IMETRIC", case_imetric, 1.3, 0, 0},
+      {"float_metric", "TL_FMETRIC", case_fmetric, 0, 0, 0},
+      {"span", "TL_SPAN_SCOPE (begin+end)", case_span, 2.6, 0, 0},
+      {"async_span", "TL_ASYNC_BEGIN+END", case_async, 0, 0, 0},
       {"filtered_debug", "TL_DEBUG, level INFO (filtered)", case_filtered, 0,
-       1.0},
-      {"disabled_info", "TL_INFO, -DTL_DISABLE", bench_disabled_info, 0, 1.0},
+       1.0, 0},
+      {"disabled_info", "TL_INFO, -DTL_DISABLE", bench_disabled_info, 0, 1.0,
+       0},
       {"disabled_span", "TL_SPAN_SCOPE, -DTL_DISABLE", bench_disabled_span, 0,
-       1.0},
-      {"rdtsc_again", "bare rdtsc (again, drift check)", case_rdtsc, 0, 0},
+       1.0, 0},
+      {"rdtsc_again", "bare rdtsc (again, drift check)", case_rdtsc, 0, 0, 0},
   };
   char dir[4096];
   if (start_runtime(o, o->memory, dir, sizeof dir, "tlbench-latency"))
@@ -179,18 +197,29 @@ static int phase_latency(const opts *o) {
   bench_print_machine("tracelake", tpn);
   printf("\n== tracelake: per-event cost on the calling thread ==\n");
   printf("%u batches of %u calls per case, each batch timed with fenced "
-         "rdtsc/rdtscp;\nan untimed warm-up pass first, tl_flush() between "
-         "cases; spool sink, memory limit %zu MiB\n\n",
+         "rdtsc/rdtscp;\nthree untimed warm-up passes first (but for the "
+         "cold case), tl_flush() between\ncases; spool sink, memory limit "
+         "%zu MiB. net = p50 - empty-loop p50; faults = page\nfaults taken "
+         "during the timed batches (first touches of buffer memory).\n\n",
          o->batches, o->batch, o->memory >> 20);
   bench_print_header();
-  bench_stats rdtsc = {0};
+  bench_stats rdtsc = {0}, empty = {0};
+  int have_empty = 0;
   int all_valid = 1;
+  bench_cpu_sample c0, c1;
+  bench_cpu_sample_take(&c0);
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const lat_case *c = &cases[i];
     bench_stats st;
     tl_stats before, after;
-    bench_measure(c->fn, o->batch, o->batches, tpn, &st); /* warm-up */
-    tl_flush();
+    if (!c->cold) {
+      /* Warm-up: three passes, so that the measured pass finds every
+       * buffer it needs already faulted in (the pool reuses the most
+       * recently freed buffers first). */
+      for (int w = 0; w < 3; w++)
+        bench_measure(c->fn, o->batch, o->batches, tpn, &st);
+      tl_flush();
+    }
     tl_stats_get(&before);
     bench_measure(c->fn, o->batch, o->batches, tpn, &st);
     tl_flush();
@@ -199,14 +228,23 @@ static int phase_latency(const opts *o) {
     all_valid &= valid;
     if (i == 0)
       rdtsc = st;
+    if (!strcmp(c->name, "empty_loop")) {
+      empty = st;
+      have_empty = 1;
+    }
     bench_print_case("tracelake", c->name, c->label, &st, &rdtsc,
-                     c->target_ratio, c->target_ns, valid);
+                     have_empty ? &empty : NULL, c->target_ratio, c->target_ns,
+                     valid);
     fflush(stdout);
   }
+  bench_cpu_sample_take(&c1);
   tl_shutdown();
+  double other, steal;
+  printf("\n");
+  bench_print_contention(&c0, &c1, 1, &other, &steal);
   tl_stats s;
   tl_stats_get(&s);
-  printf("\nruntime after the latency cases: %llu events recorded, %llu "
+  printf("runtime after the latency cases: %llu events recorded, %llu "
          "blocks, %.1f MB encoded\n",
          (unsigned long long)s.events_recorded, (unsigned long long)s.blocks,
          s.bytes / 1e6);
@@ -215,8 +253,9 @@ static int phase_latency(const opts *o) {
     printf("NOTE: events were dropped during a case: its figures are not "
            "valid (raise --memory)\n");
   bench_result("RESULT bench=tracelake name=latency_drops dropped=%llu "
-               "valid=%s",
-               (unsigned long long)total_drops(&s), all_valid ? "yes" : "no");
+               "valid=%s other_cores=%.2f steal_cores=%.2f",
+               (unsigned long long)total_drops(&s), all_valid ? "yes" : "no",
+               other, steal);
   printf("\n");
   bench_print_results();
   finish_dir(o, dir);
@@ -253,12 +292,18 @@ static const char *spool_fs(const char *dir) {
   if (statfs(dir, &sf))
     return "unknown";
   switch ((unsigned long)sf.f_type) {
-  case 0x01021994ul: return "tmpfs";
-  case 0xEF53ul: return "ext4";
-  case 0x58465342ul: return "xfs";
-  case 0x9123683Eul: return "btrfs";
-  case 0x794c7630ul: return "overlayfs";
-  default: return "other";
+  case 0x01021994ul:
+    return "tmpfs";
+  case 0xEF53ul:
+    return "ext4";
+  case 0x58465342ul:
+    return "xfs";
+  case 0x9123683Eul:
+    return "btrfs";
+  case 0x794c7630ul:
+    return "overlayfs";
+  default:
+    return "other";
   }
 }
 
@@ -274,12 +319,13 @@ static int phase_sustained(const opts *o, unsigned nthreads, int overload) {
   printf("\n== tracelake: %s, %u producer thread%s ==\n",
          overload ? "overload" : "sustained throughput", nthreads,
          nthreads == 1 ? "" : "s");
-  printf("each thread loops {TL_INFO static; TL_IMETRIC; TL_SPAN_SCOPE} "
-         "(4 events); %llu events in all;\nspool sink in %s (%s), memory "
-         "limit %zu MiB, buffers of %zu KiB;\ntimed from the start barrier until "
-         "tl_shutdown returns\n",
-         (unsigned long long)attempted, dir, spool_fs(dir), memory >> 20,
-         (o->buffer_size ? o->buffer_size : (size_t)128 << 10) >> 10);
+  printf(
+      "each thread loops {TL_INFO static; TL_IMETRIC; TL_SPAN_SCOPE} "
+      "(4 events); %llu events in all;\nspool sink in %s (%s), memory "
+      "limit %zu MiB, buffers of %zu KiB;\ntimed from the start barrier until "
+      "tl_shutdown returns\n",
+      (unsigned long long)attempted, dir, spool_fs(dir), memory >> 20,
+      (o->buffer_size ? o->buffer_size : (size_t)128 << 10) >> 10);
   pthread_t th[64];
   producer_arg args[64];
   pthread_barrier_t start;
@@ -295,6 +341,8 @@ static int phase_sustained(const opts *o, unsigned nthreads, int overload) {
     }
   }
   double cpu0 = bench_cpu_seconds();
+  bench_cpu_sample c0, c1;
+  bench_cpu_sample_take(&c0);
   pthread_barrier_wait(&start);
   uint64_t t0 = bench_mono_ns();
   for (unsigned i = 0; i < nthreads; i++)
@@ -302,6 +350,7 @@ static int phase_sustained(const opts *o, unsigned nthreads, int overload) {
   uint64_t t1 = bench_mono_ns();
   tl_shutdown();
   uint64_t t2 = bench_mono_ns();
+  bench_cpu_sample_take(&c1);
   double cpu = bench_cpu_seconds() - cpu0;
   pthread_barrier_destroy(&start);
 
@@ -328,8 +377,10 @@ static int phase_sustained(const opts *o, unsigned nthreads, int overload) {
   printf("  accounted: recorded + dropped = %llu of %llu attempted\n",
          (unsigned long long)(s.events_recorded + drops),
          (unsigned long long)attempted);
-  printf("  CPU %.2f s over %.2f s wall (%.2f cores), peak RSS %.0f MiB\n",
-         cpu, all_s, cpu / all_s, bench_max_rss_mib());
+  printf("  CPU %.2f s over %.2f s wall (%.2f cores), peak RSS %.0f MiB\n", cpu,
+         all_s, cpu / all_s, bench_max_rss_mib());
+  double other, steal;
+  bench_print_contention(&c0, &c1, 1, &other, &steal);
   char name[96];
   snprintf(name, sizeof name, "%s_%up%s%s", overload ? "overload" : "sustained",
            nthreads, o->tag ? "_" : "", o->tag ? o->tag : "");
@@ -338,7 +389,8 @@ static int phase_sustained(const opts *o, unsigned nthreads, int overload) {
          "seconds=%.4f producer_seconds=%.4f events_per_s=%.0f "
          "attempted_per_s=%.0f mb_per_s=%.2f blocks=%llu bytes=%llu "
          "dropped=%llu dropped_no_memory=%llu cpu_cores=%.2f rss_mib=%.0f "
-         "memory_mib=%zu buffer_kib=%zu spool=%s target=%s met=%s\n",
+         "memory_mib=%zu buffer_kib=%zu spool=%s other_cores=%.2f "
+         "steal_cores=%.2f target=%s met=%s\n",
          bench, name, nthreads, (unsigned long long)attempted,
          (unsigned long long)s.events_recorded, all_s, prod_s, eps,
          attempted / all_s, mbps, (unsigned long long)s.blocks,
@@ -346,8 +398,11 @@ static int phase_sustained(const opts *o, unsigned nthreads, int overload) {
          (unsigned long long)s.dropped[TL_DROP_NO_MEMORY], cpu / all_s,
          bench_max_rss_mib(), memory >> 20,
          (o->buffer_size ? o->buffer_size : (size_t)128 << 10) >> 10,
-         spool_fs(dir), overload ? "none" : "events_per_s>=20000000,dropped=0",
-         overload ? "n/a" : met ? "yes" : "no");
+         spool_fs(dir), other, steal,
+         overload ? "none" : "events_per_s>=20000000,dropped=0",
+         overload ? "n/a"
+         : met    ? "yes"
+                  : "no");
   finish_dir(o, dir);
   return 0;
 }
@@ -392,8 +447,7 @@ static int run_child(const char *self, const opts *o, const char *phase,
     argv[n++] = (char *)"--tag";
     argv[n++] = (char *)o->tag;
   }
-  if (o->keep)
-    argv[n++] = (char *)"--keep";
+  argv[n++] = (char *)"--child";
   argv[n] = NULL;
   fflush(stdout);
   pid_t pid;
@@ -416,15 +470,23 @@ static int run_child(const char *self, const opts *o, const char *phase,
 
 static int run_all(const opts *o) {
   const char *self = "/proc/self/exe";
-  int failed = 0;
-  failed |= run_child(self, o, "latency", 0);
+  char root[4096];
+  if (bench_mkdtemp(o->dir, "tlbench", root, sizeof root))
+    return 1;
+  opts c = *o;
+  c.dir = root;
+  int failed = run_child(self, &c, "latency", 0);
   if (o->threads) {
-    failed |= run_child(self, o, "throughput", o->threads);
+    failed |= run_child(self, &c, "throughput", o->threads);
   } else {
-    failed |= run_child(self, o, "throughput", 1);
-    failed |= run_child(self, o, "throughput", 2);
+    failed |= run_child(self, &c, "throughput", 1);
+    failed |= run_child(self, &c, "throughput", 2);
   }
-  failed |= run_child(self, o, "overload", o->threads ? o->threads : 2);
+  failed |= run_child(self, &c, "overload", o->threads ? o->threads : 2);
+  if (o->keep)
+    printf("\nspools kept in %s\n", root);
+  else if (bench_rm_rf(root))
+    fprintf(stderr, "bench_record: could not remove %s\n", root);
   return failed;
 }
 
@@ -438,9 +500,21 @@ static int parse_u64(const char *s, uint64_t *out) {
     return -1;
   unsigned long long mul = 1;
   switch (*end) {
-  case 'k': case 'K': mul = 1ull << 10; end++; break;
-  case 'm': case 'M': mul = 1ull << 20; end++; break;
-  case 'g': case 'G': mul = 1ull << 30; end++; break;
+  case 'k':
+  case 'K':
+    mul = 1ull << 10;
+    end++;
+    break;
+  case 'm':
+  case 'M':
+    mul = 1ull << 20;
+    end++;
+    break;
+  case 'g':
+  case 'G':
+    mul = 1ull << 30;
+    end++;
+    break;
   }
   if (*end)
     return -1;
@@ -464,14 +538,18 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
-  opts o = {NULL, 0, 20000000, 1000, 2000, (size_t)1 << 30, (size_t)4 << 20,
-            0, NULL, NULL, 0};
+  opts o = {NULL, 0,    20000000, 1000, 2000, (size_t)1 << 30, (size_t)4 << 20,
+            0,    NULL, NULL,     0,    0};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     uint64_t x = 0;
     if (!strcmp(a, "--keep")) {
       o.keep = 1;
+      continue;
+    }
+    if (!strcmp(a, "--child")) {
+      o.child = 1;
       continue;
     }
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {

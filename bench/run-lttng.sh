@@ -21,7 +21,8 @@ skip() {
   exit 0
 }
 
-[ -x "$bin" ] || skip "$bin not built (liblttng-ust-dev missing at configure time?)"
+[ -x "$bin" ] ||
+  skip "$bin not built (liblttng-ust-dev missing at configure time?)"
 command -v lttng >/dev/null && command -v lttng-sessiond >/dev/null ||
   skip "lttng-tools is not installed (scripts/bench-deps.sh installs it)"
 
@@ -58,7 +59,8 @@ if ! lttng list >/dev/null 2>&1; then
     sleep 0.3
   done
   lttng list >/dev/null 2>&1 ||
-    skip "lttng-sessiond started but does not answer: $(lttng list 2>&1 | tail -1)"
+    skip "lttng-sessiond started but does not answer:" \
+         "$(lttng list 2>&1 | tail -1)"
   echo "lttng-sessiond started (pid ${started_pid:-unknown})"
 fi
 
@@ -92,14 +94,12 @@ run_phase() {
     lttng start "$session" >/dev/null || {
       echo "lttng: cannot set up session $session"; return 1; }
   "$bin" "$@" | tee "$log"
-  local stop_out
+  local stop_out t_end listing discarded lost subbuf nsub bytes
   stop_out=$(lttng stop "$session" 2>&1)
-  local t_end
   t_end=$(now_ns)
-  local listing
   listing=$(lttng list "$session" 2>&1)
-  local discarded lost subbuf nsub bytes
-  discarded=$(awk '/Discarded events:/ {s += $3} END {print s + 0}' <<<"$listing")
+  discarded=$(awk '/Discarded events:/ {s += $3} END {print s + 0}' \
+                  <<<"$listing")
   lost=$(awk '/Lost packets:/ {s += $3} END {print s + 0}' <<<"$listing")
   subbuf=$(awk '/Sub-buffer size:/ {print $3; exit}' <<<"$listing")
   nsub=$(awk '/Sub-buffer count:/ {print $3; exit}' <<<"$listing")
@@ -108,31 +108,41 @@ run_phase() {
   session=""
   grep -i warning <<<"$stop_out"
   local start_ns ev
-  start_ns=$(sed -n 's/.*start_realtime_ns=\([0-9]*\).*/\1/p' "$log" | tail -1)
-  ev=$(sed -n 's/^RESULT bench=lttng name=sustained.* events=\([0-9]*\).*/\1/p' "$log" | tail -1)
+  start_ns=$(sed -n 's/.*start_realtime_ns=\([0-9]*\).*/\1/p' "$log" |
+               tail -1)
+  ev=$(sed -n 's/^RESULT .*name=sustained.* events=\([0-9]*\).*/\1/p' \
+           "$log" | tail -1)
   echo "  session $name: channel ${nsub:-?} x ${subbuf:-?} bytes per CPU" \
        "(per-user buffers), discarded events ${discarded}, lost packets" \
        "${lost}, trace ${bytes:-0} bytes"
   local extra=""
   if [ -n "$start_ns" ] && [ -n "$ev" ]; then
+    # End to end: from the producers' start barrier until `lttng stop`
+    # (which waits for the consumer to write the data) returned.
     extra=$(awk -v s="$start_ns" -v e="$t_end" -v n="$ev" -v d="$discarded" \
                 -v b="${bytes:-0}" 'BEGIN {
       t = (e - s) / 1e9; r = n - d;
-      printf "seconds=%.4f recorded=%d events_per_s=%.0f mb_per_s=%.2f", t, r, r / t, b / 1e6 / t }')
+      printf "seconds=%.4f recorded=%d events_per_s=%.0f mb_per_s=%.2f",
+             t, r, r / t, b / 1e6 / t }')
     awk -v s="$start_ns" -v e="$t_end" -v n="$ev" -v d="$discarded" 'BEGIN {
       t = (e - s) / 1e9;
-      printf "  until `lttng stop` returned (data flushed): %.3f s, %.2f M events/s recorded\n", t, (n - d) / t / 1e6 }'
+      printf "  until `lttng stop` returned (data flushed): %.3f s, " \
+             "%.2f M events/s recorded\n", t, (n - d) / t / 1e6 }'
   fi
-  echo "RESULT bench=lttng name=session_$name discarded=$discarded lost_packets=$lost subbuf_bytes=${subbuf:-0} subbufs=${nsub:-0} trace_bytes=${bytes:-0} $extra"
+  echo "RESULT bench=lttng name=session_$name discarded=$discarded" \
+       "lost_packets=$lost subbuf_bytes=${subbuf:-0} subbufs=${nsub:-0}" \
+       "trace_bytes=${bytes:-0} $extra"
 }
 
 big="--subbuf-size=4M --num-subbuf=16"
 echo "LTTng-UST peer: $(lttng --version | head -1); sessions write to $tmp"
-echo "latency and sustained sessions use a channel of 16 x 4 MiB sub-buffers per CPU;"
-echo "the overload session keeps LTTng's default channel."
+echo "latency and sustained sessions use a channel of 16 x 4 MiB sub-buffers"
+echo "per CPU; the overload session keeps LTTng's default channel."
 run_phase latency "$big" -- --phase latency --batches "$batches"
-run_phase sustained_1p "$big" -- --phase throughput --threads 1 --events "$events"
-run_phase sustained_2p "$big" -- --phase throughput --threads 2 --events "$events"
+run_phase sustained_1p "$big" -- --phase throughput --threads 1 \
+  --events "$events"
+run_phase sustained_2p "$big" -- --phase throughput --threads 2 \
+  --events "$events"
 run_phase overload_2p default -- --phase throughput --threads 2 \
-  --events "$events" --label "LTTng default channel (overload)"
+  --events "$events" --tag default_channel
 exit 0

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # run.sh - builds the benchmarks if needed and runs them all in one go:
 # bench_record (libtracelake: latency, sustained with 1 and 2 producers,
-# overload), a supplementary sustained run with the spool on tmpfs, and the
-# LTTng-UST peer (bench/run-lttng.sh); then prints one comparison table built
-# from the RESULT lines. Timing never makes it fail; a crash or a build error
-# does.
+# overload), two supplementary sustained runs (disk spool with 1 MiB buffers,
+# spool on tmpfs) that separate the runtime's cost from the file system's, and
+# the LTTng-UST peer (bench/run-lttng.sh); then prints one comparison table
+# built from the RESULT lines. Timing never makes it fail; a crash or a build
+# error does.
 #
 #   bench/run.sh                 (from anywhere; BUILD=dir to change build/)
 # Environment: BUILD (build), BENCH_EVENTS (20000000), BENCH_BATCHES (2000),
@@ -31,14 +32,25 @@ cmake --build "$build" -j "$jobs" "${targets[@]}" >/dev/null || {
 }
 
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/tlbench-logs-XXXXXX") || exit 1
-trap 'rm -rf "$logdir"' EXIT
+# Every disk spool of this run lives under one directory removed at the very
+# end: deleting thousands of spool files between phases would slow the next
+# phase's file creations down on some file systems (see docs/performance.md).
+spools=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/tlbench-run-XXXXXX") || exit 1
+trap 'rm -rf "$logdir" "$spools"' EXIT
 status=0
 
-echo "#### tracelake (bench_record)"
-dir_args=()
-[ -n "${BENCH_DIR:-}" ] && dir_args=(--dir "$BENCH_DIR")
+echo "#### tracelake (bench_record); spools under $spools (removed at the end)"
 "$build/bench/bench_record" --events "$events" --batches "$batches" \
-  "${dir_args[@]}" | tee "$logdir/record.log"
+  --dir "$spools" --keep | tee "$logdir/record.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+# The spool sink writes one file per block: the same run with 1 MiB buffers
+# (8x fewer, larger blocks) shows how much of the disk figure is per-file cost.
+echo
+echo "#### tracelake, supplementary: disk spool, 1 MiB buffers"
+"$build/bench/bench_record" --phase throughput --threads 2 \
+  --events "$events" --buffer-size 1m --dir "$spools" --keep --tag buf1m |
+  tee -a "$logdir/record.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 # The same sustained run with the spool on tmpfs: separates the cost of the
@@ -110,6 +122,7 @@ printf '%-28s %-18s %-7s %-16s %-18s %-7s\n' case "tracelake" "x rdtsc" \
 row "bare rdtsc (baseline)" rdtsc rdtsc
 row "empty loop" empty_loop empty_loop
 row "static log" static_log static_log
+row "static log, cold buffers" static_log_cold none
 row "formatted log (\"%d\")" formatted_log formatted_log
 row "integer metric" int_metric int_metric
 row "float metric" float_metric float_metric
@@ -117,7 +130,8 @@ row "span begin+end" span span
 row "async span begin+end" async_span none
 row "filtered (TL_DEBUG @INFO)" filtered_debug not_enabled
 row "TL_DISABLE'd TL_INFO" disabled_info none
-echo "(LTTng's filtered row is a tracepoint not enabled in the session.)"
+echo "(LTTng's filtered row is a tracepoint not enabled in the session. The cold"
+echo " row is timed before any warm-up: it pays the first touch of buffer pages.)"
 [ "$(get tracelake.latency_drops.dropped)" = 0 ] ||
   echo "WARNING: tracelake dropped events during the latency cases: figures invalid"
 [ -z "$(get lttng.latency_session.active)" ] ||
@@ -130,23 +144,26 @@ echo "(LTTng's filtered row is a tracepoint not enabled in the session.)"
 mev() { [ -n "$1" ] && awk -v x="$1" 'BEGIN {printf "%.2f", x / 1e6}' || printf -- '-'; }
 echo
 echo "#### Sustained (events/s until every block is written / LTTng: until \`lttng stop\` returned)"
-printf '%-26s %-12s %-9s %-8s %-8s %-12s %-9s %-10s\n' run "tracelake" "MB/s" \
-  "dropped" "target" "LTTng-UST" "MB/s" "discarded"
-for n in 1 2; do
-  k=tracelake.sustained_${n}p l=lttng.session_sustained_${n}p
+fmt='%-30s %-10s %-8s %-8s %-7s %-6s | %-10s %-8s %-10s %-6s\n'
+printf "$fmt" run "tracelake" "MB/s" "dropped" "target" "other" \
+  "LTTng-UST" "MB/s" "discarded" "other"
+srow() { # label tracelake-key [lttng-key]
+  local k=tracelake.$2 l=${3:+lttng.$3} m
+  [ -n "$(get "$k.events_per_s")" ] || return 0
   m=$(get "$k.met")
-  printf '%-26s %-12s %-9s %-8s %-8s %-12s %-9s %-10s\n' \
-    "$n producer(s), disk spool" "$(mev "$(get "$k.events_per_s")")M" \
+  printf "$fmt" "$1" "$(mev "$(get "$k.events_per_s")")M" \
     "$(get "$k.mb_per_s")" "$(get "$k.dropped")" \
-    "$([ "$m" = yes ] && echo met || echo MISSED)" \
-    "$(mev "$(get "$l.events_per_s")")M" "$(get "$l.mb_per_s")" \
-    "$(get "$l.discarded")"
-done
-k=tracelake.sustained_2p_tmpfs
-[ -n "$(get "$k.events_per_s")" ] &&
-  printf '%-26s %-12s %-9s %-8s %-8s\n' "2 producers, tmpfs spool" \
-    "$(mev "$(get "$k.events_per_s")")M" "$(get "$k.mb_per_s")" \
-    "$(get "$k.dropped")" "$([ "$(get "$k.met")" = yes ] && echo met || echo MISSED)"
+    "$([ "$m" = yes ] && echo met || echo MISSED)" "$(get "$k.other_cores")" \
+    "${l:+$(mev "$(get "$l.events_per_s")")M}" "${l:+$(get "$l.mb_per_s")}" \
+    "${l:+$(get "$l.discarded")}" \
+    "${l:+$(get "lttng.sustained_${4:-x}.other_cores")}"
+}
+srow "1 producer, disk spool" sustained_1p session_sustained_1p 1p
+srow "2 producers, disk spool" sustained_2p session_sustained_2p 2p
+srow "2 producers, disk, 1 MiB bufs" sustained_2p_buf1m
+srow "2 producers, tmpfs spool" sustained_2p_tmpfs
+echo "(other = cores used by other processes during the run, LTTng's consumer"
+echo " daemon included; above ~0.1 the machine was not quiet)"
 k=tracelake.overload_2p l=lttng.session_overload_2p
 echo "(target: >= 20 M events/s with 0 dropped; MB/s = encoded blocks / LTTng trace files)"
 echo

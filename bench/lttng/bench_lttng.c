@@ -121,7 +121,10 @@ static int phase_latency(uint32_t batch, uint32_t batches) {
          "cases for the consumer\n\n",
          batches, batch);
   bench_print_header();
-  bench_stats rdtsc = {0};
+  bench_stats rdtsc = {0}, empty = {0};
+  int have_empty = 0;
+  bench_cpu_sample c0, c1;
+  bench_cpu_sample_take(&c0);
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const lat_case *c = &cases[i];
     bench_stats st;
@@ -131,13 +134,24 @@ static int phase_latency(uint32_t batch, uint32_t batches) {
     let_consumer_drain();
     if (i == 0)
       rdtsc = st;
-    int uses_session = strcmp(c->name, "rdtsc") && strcmp(c->name, "rdtsc_again") &&
+    if (!strcmp(c->name, "empty_loop")) {
+      empty = st;
+      have_empty = 1;
+    }
+    int uses_session = strcmp(c->name, "rdtsc") &&
+                       strcmp(c->name, "rdtsc_again") &&
                        strcmp(c->name, "empty_loop");
-    bench_print_case("lttng", c->name, c->label, &st, &rdtsc, 0, 0,
-                     !uses_session || active);
+    bench_print_case("lttng", c->name, c->label, &st, &rdtsc,
+                     have_empty ? &empty : NULL, 0, 0, !uses_session || active);
   }
-  bench_result("RESULT bench=lttng name=latency_session active=%s",
-               active ? "yes" : "no");
+  bench_cpu_sample_take(&c1);
+  double other, steal;
+  printf("\n");
+  bench_print_contention(&c0, &c1, 0, &other, &steal);
+  printf("  (other processes include LTTng's consumer daemon)\n");
+  bench_result("RESULT bench=lttng name=latency_session active=%s "
+               "other_cores=%.2f steal_cores=%.2f",
+               active ? "yes" : "no", other, steal);
   printf("\n");
   bench_print_results();
   return 0;
@@ -169,13 +183,12 @@ static int64_t realtime_ns(void) {
 }
 
 static int phase_throughput(unsigned nthreads, uint64_t events,
-                            const char *label) {
+                            const char *tag) {
   int active = session_active();
   uint64_t iters = events / EVENTS_PER_ITER / nthreads;
   uint64_t attempted = iters * EVENTS_PER_ITER * nthreads;
   printf("\n== LTTng-UST: sustained throughput, %u producer thread%s%s%s ==\n",
-         nthreads, nthreads == 1 ? "" : "s", label ? ", " : "",
-         label ? label : "");
+         nthreads, nthreads == 1 ? "" : "s", tag ? ", " : "", tag ? tag : "");
   print_session(active);
   printf("each thread loops {static_msg; int_metric; span_begin; span_end} "
          "(4 events); %llu events in all\n",
@@ -193,12 +206,15 @@ static int phase_throughput(unsigned nthreads, uint64_t events,
     }
   }
   double cpu0 = bench_cpu_seconds();
+  bench_cpu_sample c0, c1;
+  bench_cpu_sample_take(&c0);
   pthread_barrier_wait(&start);
   int64_t t0_real = realtime_ns();
   uint64_t t0 = bench_mono_ns();
   for (unsigned i = 0; i < nthreads; i++)
     pthread_join(th[i], NULL);
   uint64_t t1 = bench_mono_ns();
+  bench_cpu_sample_take(&c1);
   double cpu = bench_cpu_seconds() - cpu0;
   pthread_barrier_destroy(&start);
   double s = (t1 - t0) / 1e9;
@@ -208,11 +224,15 @@ static int phase_throughput(unsigned nthreads, uint64_t events,
   printf("  CPU of this process %.2f s (%.2f cores); the consumer daemon's "
          "CPU is not included\n",
          cpu, cpu / s);
-  printf("RESULT bench=lttng name=sustained_%up threads=%u events=%llu "
+  double other, steal;
+  bench_print_contention(&c0, &c1, 0, &other, &steal);
+  printf("  (other processes include LTTng's consumer daemon)\n");
+  printf("RESULT bench=lttng name=sustained_%up%s%s threads=%u events=%llu "
          "producer_seconds=%.4f attempted_per_s=%.0f start_realtime_ns=%lld "
-         "cpu_cores=%.2f session=%s\n",
-         nthreads, nthreads, (unsigned long long)attempted, s, attempted / s,
-         (long long)t0_real, cpu / s, active ? "active" : "inactive");
+         "cpu_cores=%.2f other_cores=%.2f steal_cores=%.2f session=%s\n",
+         nthreads, tag ? "_" : "", tag ? tag : "", nthreads,
+         (unsigned long long)attempted, s, attempted / s, (long long)t0_real,
+         cpu / s, other, steal, active ? "active" : "inactive");
   return 0;
 }
 
@@ -220,11 +240,11 @@ static void usage(void) {
   fprintf(stderr,
           "usage: bench_lttng --phase latency [--batch N] [--batches N]\n"
           "       bench_lttng --phase throughput [--threads N] [--events N] "
-          "[--label TEXT]\n");
+          "[--tag TEXT]\n");
 }
 
 int main(int argc, char **argv) {
-  const char *phase = NULL, *label = NULL;
+  const char *phase = NULL, *tag = NULL;
   unsigned long long threads = 1, events = 20000000, batch = 1000,
                      batches = 2000;
   for (int i = 1; i < argc; i++) {
@@ -240,8 +260,8 @@ int main(int argc, char **argv) {
     int num = end != v && !*end;
     if (!strcmp(a, "--phase"))
       phase = v;
-    else if (!strcmp(a, "--label"))
-      label = v;
+    else if (!strcmp(a, "--tag"))
+      tag = v;
     else if (!strcmp(a, "--threads") && num && x >= 1 && x <= 64)
       threads = x;
     else if (!strcmp(a, "--events") && num && x >= 4)
@@ -259,7 +279,7 @@ int main(int argc, char **argv) {
   if (phase && !strcmp(phase, "latency"))
     return phase_latency((uint32_t)batch, (uint32_t)batches);
   if (phase && !strcmp(phase, "throughput"))
-    return phase_throughput((unsigned)threads, events, label);
+    return phase_throughput((unsigned)threads, events, tag);
   usage();
   return 2;
 }

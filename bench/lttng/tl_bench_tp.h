@@ -20,15 +20,13 @@
 LTTNG_UST_TRACEPOINT_EVENT(tl_bench, static_msg, LTTNG_UST_TP_ARGS(),
                            LTTNG_UST_TP_FIELDS())
 
-LTTNG_UST_TRACEPOINT_EVENT(tl_bench, int_metric,
-                           LTTNG_UST_TP_ARGS(uint64_t, value),
-                           LTTNG_UST_TP_FIELDS(lttng_ust_field_integer(
-                               uint64_t, value, value)))
+LTTNG_UST_TRACEPOINT_EVENT(
+    tl_bench, int_metric, LTTNG_UST_TP_ARGS(uint64_t, value),
+    LTTNG_UST_TP_FIELDS(lttng_ust_field_integer(uint64_t, value, value)))
 
-LTTNG_UST_TRACEPOINT_EVENT(tl_bench, float_metric,
-                           LTTNG_UST_TP_ARGS(double, value),
-                           LTTNG_UST_TP_FIELDS(lttng_ust_field_float(
-                               double, value, value)))
+LTTNG_UST_TRACEPOINT_EVENT(
+    tl_bench, float_metric, LTTNG_UST_TP_ARGS(double, value),
+    LTTNG_UST_TP_FIELDS(lttng_ust_field_float(double, value, value)))
 
 LTTNG_UST_TRACEPOINT_EVENT(tl_bench, span_begin, LTTNG_UST_TP_ARGS(),
                            LTTNG_UST_TP_FIELDS())

@@ -470,17 +470,21 @@ uint32_t tl_block_content_crc(const uint8_t *p, size_t n) {
 
 /* ---- Writer ------------------------------------------------------------ */
 
-static int put_varint(tl_bytes *b, uint64_t v) {
-  int rc = tl_bytes_reserve(b, 10);
-  if (rc)
-    return rc;
-  uint8_t *o = b->p + b->len;
+/* Writes a varint at `o`, which has room for 10 bytes; returns the end. */
+static inline uint8_t *varint_at(uint8_t *o, uint64_t v) {
   while (v >= 0x80) {
     *o++ = (uint8_t)(v | 0x80);
     v >>= 7;
   }
   *o++ = (uint8_t)v;
-  b->len = (size_t)(o - b->p);
+  return o;
+}
+
+static int put_varint(tl_bytes *b, uint64_t v) {
+  int rc = tl_bytes_reserve(b, 10);
+  if (rc)
+    return rc;
+  b->len = (size_t)(varint_at(b->p + b->len, v) - b->p);
   return 0;
 }
 
@@ -662,7 +666,12 @@ int tl_block_builder_callsite(tl_block_builder *b, const tl_callsite *cs) {
 int tl_block_builder_event(tl_block_builder *b, uint32_t cs_index,
                            const tl_wire_event *ev) {
   tl_bytes *o = &b->events;
-  int rc = tl_bytes_reserve(o, 40);
+  /* One reservation covers the whole event: at most five varints and a
+   * double, plus the message of a formatted log. */
+  size_t msg = ev->type == TL_EV_LOGF ? ev->v.msg.n : 0;
+  if (msg > TL_WIRE_MAX_STRING)
+    msg = TL_WIRE_MAX_STRING;
+  int rc = tl_bytes_reserve(o, 60 + msg);
   if (rc)
     return rc;
   if (b->nevents == 0) { /* the first delta is from 0: absolute ticks */
@@ -675,36 +684,35 @@ int tl_block_builder_event(tl_block_builder *b, uint32_t cs_index,
     b->max_ticks = ev->ticks;
   int64_t d = (int64_t)(ev->ticks - b->prev_ticks);
   b->prev_ticks = ev->ticks;
-  /* Both varints fit: the reserve above covers 2 x 10 bytes. */
-  put_varint(o, (uint64_t)cs_index << 3 | (uint64_t)ev->type);
-  put_varint(o, (uint64_t)(d << 1) ^ (uint64_t)(d >> 63));
+  uint8_t *w = o->p + o->len;
+  w = varint_at(w, (uint64_t)cs_index << 3 | (uint64_t)ev->type);
+  w = varint_at(w, (uint64_t)(d << 1) ^ (uint64_t)(d >> 63));
   switch (ev->type) {
   case TL_EV_LOGF:
-    rc = put_vstr(o, (const char *)ev->v.msg.p, ev->v.msg.n);
+    w = varint_at(w, msg);
+    if (msg)
+      memcpy(w, ev->v.msg.p, msg);
+    w += msg;
     break;
   case TL_EV_IMETRIC:
-    rc = put_varint(o, ev->v.u);
+    w = varint_at(w, ev->v.u);
     break;
-  case TL_EV_FMETRIC: {
-    uint64_t bits;
-    memcpy(&bits, &ev->v.f, 8);
-    rc = put_u64(o, bits);
+  case TL_EV_FMETRIC:
+    memcpy(w, &ev->v.f, 8);
+    w += 8;
     break;
-  }
   case TL_EV_ASYNC_BEGIN:
   case TL_EV_ASYNC_END:
-    rc = put_varint(o, ev->v.async.id);
-    if (!rc)
-      rc = put_varint(o, ev->v.async.parent);
-    if (!rc)
-      rc = put_varint(o, ev->v.async.depth);
+    w = varint_at(w, ev->v.async.id);
+    w = varint_at(w, ev->v.async.parent);
+    w = varint_at(w, ev->v.async.depth);
     break;
   default:
     break;
   }
-  if (!rc)
-    b->nevents++;
-  return rc;
+  o->len = (size_t)(w - o->p);
+  b->nevents++;
+  return 0;
 }
 
 int tl_block_builder_finish(tl_block_builder *b, tl_wire_block_header *h,
