@@ -29,13 +29,16 @@ static struct {
   bool done;
 } queue = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
 
-static void push(job j) {
+/* Queues a job; returns the queue's depth after it. */
+static unsigned push(job j) {
   pthread_mutex_lock(&queue.mu);
   while (queue.tail - queue.head == QCAP)
     pthread_cond_wait(&queue.cv, &queue.mu);
   queue.q[queue.tail++ % QCAP] = j;
+  unsigned depth = queue.tail - queue.head;
   pthread_cond_broadcast(&queue.cv);
   pthread_mutex_unlock(&queue.mu);
+  return depth;
 }
 
 static bool pop(job *j) {
@@ -150,8 +153,7 @@ int tl_app_demo(int argc, char **argv) {
   uint64_t t0 = __builtin_ia32_rdtsc();
   for (unsigned i = 0; i < jobs; i++) {
     job j = {TL_ASYNC_BEGIN("job", TL_ASYNC_ROOT), i};
-    push(j);
-    TL_IMETRIC("queue_depth", "count", queue.tail - queue.head);
+    TL_IMETRIC("queue_depth", "count", push(j));
   }
   pthread_mutex_lock(&queue.mu);
   queue.done = true;

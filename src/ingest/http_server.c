@@ -261,6 +261,9 @@ int tl_http_start(tl_http_server **out, const tl_http_opts *o, char *err,
     free(s);
     return TL_EINVAL;
   }
+  /* Before the daemon starts: its workers use them at once. */
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
   /* The connection memory limit bounds the request line and headers
    * (bodies are copied out as they arrive). */
   s->d = MHD_start_daemon(
@@ -274,11 +277,11 @@ int tl_http_start(tl_http_server **out, const tl_http_opts *o, char *err,
   if (!s->d) {
     snprintf(err, errcap, "cannot listen on %s:%u (address in use?)",
              o->host ? o->host : "127.0.0.1", o->port);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
     free(s);
     return TL_ESYS;
   }
-  pthread_mutex_init(&s->mu, NULL);
-  pthread_cond_init(&s->cv, NULL);
   if (pthread_create(&s->reaper, NULL, reap_slow, s)) {
     MHD_stop_daemon(s->d);
     snprintf(err, errcap, "cannot start a thread");
