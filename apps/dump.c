@@ -275,7 +275,7 @@ static int dump_block(dump_ctx *d, const uint8_t *p, size_t n,
 static int dump_file(dump_ctx *d, const char *path) {
   uint8_t *p = NULL;
   size_t n = 0;
-  int rc = tl_spool_read(path, MAX_FILE, &p, &n);
+  int rc = tl_read_file(path, MAX_FILE, &p, &n);
   if (rc) {
     fprintf(stderr, "tracelake dump: %s: cannot read: %s\n", path,
             rc == TL_ETOOBIG ? "file too large" : strerror(errno));

@@ -15,6 +15,15 @@ int64_t tl_wall_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+struct timespec tl_deadline_in(uint64_t ns) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t nsec = (uint64_t)ts.tv_nsec + ns;
+  ts.tv_sec += (time_t)(nsec / 1000000000u);
+  ts.tv_nsec = (long)(nsec % 1000000000u);
+  return ts;
+}
+
 /* Pairs a TSC read with a monotonic read, keeping the pair taken in the
  * shortest window so that preemption between the reads does not skew it. */
 static void sample(uint64_t *ticks, uint64_t *ns) {

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "tracelake/tracelake.h"
 
@@ -61,6 +62,13 @@ static inline uint64_t tl_get_u64(const uint8_t *p) {
   return v;
 }
 
+/* Writes all n bytes (retrying short writes and EINTR). Returns 0, TL_EIO,
+ * or TL_EUNAVAILABLE when the disk is full. */
+int tl_write_all(int fd, const uint8_t *p, size_t n);
+/* Reads a whole regular file of at most `max` bytes into a malloc'd buffer.
+ * Returns 0, TL_ENOTFOUND, TL_ETOOBIG, TL_ENOMEM or TL_EIO. */
+int tl_read_file(const char *path, size_t max, uint8_t **p, size_t *n);
+
 /* True when p[0..n) is valid UTF-8 without NUL bytes (text a database can
  * store as is). */
 bool tl_utf8_valid(const uint8_t *p, size_t n);
@@ -83,6 +91,9 @@ static inline uint64_t tl_ticks(void) {
   return tl_mono_ns();
 #endif
 }
+/* The CLOCK_REALTIME instant `ns` nanoseconds from now, as
+ * pthread_cond_timedwait wants it. */
+struct timespec tl_deadline_in(uint64_t ns);
 /* Measures ticks per second against CLOCK_MONOTONIC over about `ms`
  * milliseconds. Never returns 0. */
 uint64_t tl_ticks_calibrate(unsigned ms);

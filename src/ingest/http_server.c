@@ -222,13 +222,7 @@ static void *reap_slow(void *arg) {
         shutdown(t->fd, SHUT_RDWR);
         t->cut = true;
       }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 200000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = tl_deadline_in(200000000u);
     pthread_cond_timedwait(&s->cv, &s->mu, &ts);
   }
   pthread_mutex_unlock(&s->mu);
@@ -308,13 +302,7 @@ void tl_http_stop(tl_http_server *s) {
   uint64_t deadline = tl_mono_ns() + (uint64_t)s->o.timeout_s * 1000000000u;
   pthread_mutex_lock(&s->mu);
   while (s->active && tl_mono_ns() < deadline) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 50000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = tl_deadline_in(50000000u);
     pthread_cond_timedwait(&s->cv, &s->mu, &ts);
   }
   s->stopping = true;

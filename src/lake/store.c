@@ -89,19 +89,6 @@ static int check_key(const char *key) {
   return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n) {
-  while (n) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return TL_EIO;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
 /* Writes `p` to a temp file beside `key`, fsyncs it, then moves it into
  * place: with rename (replace) or link (create-if-absent, *existed set when
  * the name was taken). Fsyncs the directory after a change. */
@@ -131,7 +118,7 @@ static int put(tl_store *s, const char *key, const uint8_t *p, size_t n,
     rc = errno == ENOSPC ? TL_EUNAVAILABLE : TL_EIO;
     goto out;
   }
-  rc = write_all(fd, p, n);
+  rc = tl_write_all(fd, p, n);
   if (!rc && fsync(fd))
     rc = TL_EIO;
   if (close(fd) && !rc)
@@ -173,57 +160,28 @@ int tl_store_put_new(tl_store *s, const char *key, const uint8_t *p, size_t n,
   return put(s, key, p, n, false, existed);
 }
 
-int tl_store_get(tl_store *s, const char *key, size_t max, uint8_t **p,
-                 size_t *n) {
+/* The file of a key, refusing keys that could leave the root. */
+static int key_path(const tl_store *s, const char *key, char *out, size_t cap) {
   int rc = check_key(key);
   if (rc)
     return rc;
-  char path[4096];
-  if ((size_t)snprintf(path, sizeof path, "%s/%s", s->root, key) >= sizeof path)
+  if ((size_t)snprintf(out, cap, "%s/%s", s->root, key) >= cap)
     return TL_EINVAL;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return errno == ENOENT ? TL_ENOTFOUND : TL_EIO;
-  struct stat st;
-  if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return TL_EIO;
-  }
-  if ((uint64_t)st.st_size > max) {
-    close(fd);
-    return TL_ETOOBIG;
-  }
-  size_t size = (size_t)st.st_size, got = 0;
-  uint8_t *buf = malloc(size ? size : 1);
-  if (!buf) {
-    close(fd);
-    return TL_ENOMEM;
-  }
-  while (got < size) {
-    ssize_t r = read(fd, buf + got, size - got);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      break;
-    got += (size_t)r;
-  }
-  close(fd);
-  if (got != size) {
-    free(buf);
-    return TL_EIO;
-  }
-  *p = buf;
-  *n = size;
   return 0;
 }
 
+int tl_store_get(tl_store *s, const char *key, size_t max, uint8_t **p,
+                 size_t *n) {
+  char path[4096];
+  int rc = key_path(s, key, path, sizeof path);
+  return rc ? rc : tl_read_file(path, max, p, n);
+}
+
 int tl_store_delete(tl_store *s, const char *key) {
-  int rc = check_key(key);
+  char path[4096];
+  int rc = key_path(s, key, path, sizeof path);
   if (rc)
     return rc;
-  char path[4096];
-  if ((size_t)snprintf(path, sizeof path, "%s/%s", s->root, key) >= sizeof path)
-    return TL_EINVAL;
   if (unlink(path) && errno != ENOENT)
     return TL_EIO;
   return 0;

@@ -454,16 +454,10 @@ void *tl__flusher_main(void *arg) {
   for (;;) {
     pthread_mutex_lock(&rt->mu);
     if (!rt->stop && rt->flush_req == rt->flush_done) {
-      struct timespec ts;
-      clock_gettime(CLOCK_REALTIME, &ts);
-      long wait_ns = busy ? 1000000L : 10000000L;
-      if ((unsigned long)wait_ns / 1000000ul > rt->cfg.flush_period_ms)
-        wait_ns = (long)rt->cfg.flush_period_ms * 1000000L;
-      ts.tv_nsec += wait_ns;
-      if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-      }
+      uint64_t wait_ms = busy ? 1 : 10;
+      if (wait_ms > rt->cfg.flush_period_ms)
+        wait_ms = rt->cfg.flush_period_ms;
+      struct timespec ts = tl_deadline_in(wait_ms * 1000000u);
       pthread_cond_timedwait(&rt->wake, &rt->mu, &ts);
     }
     uint64_t req = rt->flush_req;

@@ -530,7 +530,7 @@ static void check_spilled_everything(const char *dir, const uint8_t pid[16]) {
   for (size_t i = 0; i < n; i++) {
     uint8_t *p;
     size_t size;
-    CHECK_EQ(tl_spool_read(names[i], 1u << 30, &p, &size), 0);
+    CHECK_EQ(tl_read_file(names[i], 1u << 30, &p, &size), 0);
     CHECK_EQ(tl_wire_kind(p, size), tl_spool_kind_of(names[i]));
     block_files += tl_spool_kind_of(names[i]) == TL_MSG_BLOCK;
     CHECK_EQ(ingest(&sv, NULL, NULL, p, size), 200);

@@ -402,7 +402,7 @@ static int list_dir(const char *dir, char ***names, size_t *n) {
 /* Reads a spilled file: 0 and the bytes, 1 to skip it (gone or unreadable,
  * after counting it), or -1 to try again later. */
 static int read_file(const char *path, int kind, uint8_t **p, size_t *n) {
-  int rc = tl_spool_read(path, MAX_FILE, p, n);
+  int rc = tl_read_file(path, MAX_FILE, p, n);
   if (!rc)
     return 0;
   if (rc == TL_ENOMEM)
@@ -548,7 +548,7 @@ static void do_orphan(sender *st) {
   const char *path = st->ofiles[st->iofile];
   uint8_t *p = NULL;
   size_t n = 0;
-  int rc = tl_spool_read(path, MAX_FILE, &p, &n);
+  int rc = tl_read_file(path, MAX_FILE, &p, &n);
   if (rc == TL_ENOMEM) {
     schedule_retry(st);
     return;

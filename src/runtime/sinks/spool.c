@@ -76,19 +76,6 @@ uint64_t tl_spool_pending(const tl_spool *sp) {
   return sp->pending;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n) {
-  while (n) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return TL_EIO;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
 /* Writes one message as file number `seq`. */
 static int write_seq(tl_spool *sp, uint64_t seq, int kind, const uint8_t *p,
                      size_t n) {
@@ -100,7 +87,7 @@ static int write_seq(tl_spool *sp, uint64_t seq, int kind, const uint8_t *p,
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
     return TL_EIO;
-  int rc = write_all(fd, p, n);
+  int rc = tl_write_all(fd, p, n);
   if (!rc && sp->fsync_files && fsync(fd))
     rc = TL_EIO;
   if (close(fd) && !rc)
@@ -223,42 +210,4 @@ void tl_spool_list_free(char **names, size_t n) {
   for (size_t i = 0; i < n; i++)
     free(names[i]);
   free(names);
-}
-
-int tl_spool_read(const char *path, size_t max, uint8_t **p, size_t *n) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return errno == ENOENT ? TL_ENOTFOUND : TL_EIO;
-  struct stat st;
-  if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return TL_EIO;
-  }
-  if ((uint64_t)st.st_size > max) {
-    close(fd);
-    return TL_ETOOBIG;
-  }
-  size_t size = (size_t)st.st_size;
-  uint8_t *buf = malloc(size ? size : 1);
-  if (!buf) {
-    close(fd);
-    return TL_ENOMEM;
-  }
-  size_t got = 0;
-  while (got < size) {
-    ssize_t r = read(fd, buf + got, size - got);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      break;
-    got += (size_t)r;
-  }
-  close(fd);
-  if (got != size) {
-    free(buf);
-    return TL_EIO;
-  }
-  *p = buf;
-  *n = size;
-  return 0;
 }

@@ -43,8 +43,6 @@ void tl_spool_close(tl_spool *sp);
  * Returns 0, TL_EIO or TL_ENOMEM. */
 int tl_spool_list(const char *dir, char ***names, size_t *n);
 void tl_spool_list_free(char **names, size_t n);
-/* Reads a whole file (at most `max` bytes). `*p` is malloc'd. */
-int tl_spool_read(const char *path, size_t max, uint8_t **p, size_t *n);
 /* Returns the message kind from a file name (TL_MSG_*), or 0. */
 int tl_spool_kind_of(const char *path);
 
