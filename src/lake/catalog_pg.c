@@ -5,6 +5,7 @@
  * server restarted, the network dropped) is reset on its next use. */
 #include <endian.h>
 #include <libpq-fe.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,8 +261,13 @@ static int fail_result(conn *c, const PGresult *r, const char *what) {
 
 static PGconn *connect_uri(const char *uri) {
   /* Defaults first: later keywords win, so the URI can override them. */
-  const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-  const char *vals[] = {"10", "tracelake", uri, NULL};
+  /* A statement waits at most 10 s for a lock (as SQLite's busy timeout):
+   * then it fails with 55P03, a 503 for the client, instead of hanging. */
+  const char *keys[] = {"connect_timeout", "application_name", "options",
+                        "dbname", NULL};
+  const char *vals[] = {"10", "tracelake",
+                        "-c lock_timeout=10000 -c statement_timeout=60000", uri,
+                        NULL};
   PGconn *db = PQconnectdbParams(keys, vals, 1);
   if (db)
     PQsetNoticeProcessor(db, quiet_notices, NULL);
@@ -289,12 +295,17 @@ static int ensure_live(conn *c) {
   return 0;
 }
 
+/* Waits at most 15 s for a free connection (they may all be stuck behind a
+ * lock): NULL then, and the caller answers "unavailable". */
 static conn *acquire(pg *p) {
+  struct timespec deadline = tl_deadline_in(15000000000ull);
   pthread_mutex_lock(&p->mu);
   while (!p->free)
-    pthread_cond_wait(&p->cv, &p->mu);
+    if (pthread_cond_timedwait(&p->cv, &p->mu, &deadline) == ETIMEDOUT)
+      break;
   conn *c = p->free;
-  p->free = c->next;
+  if (c)
+    p->free = c->next;
   pthread_mutex_unlock(&p->mu);
   return c;
 }
@@ -311,6 +322,9 @@ static void release(pg *p, conn *c) {
  * TL_EUNAVAILABLE (the connection goes back to the pool either way). */
 static int take(pg *p, conn **out) {
   conn *c = acquire(p);
+  if (!c)
+    return tl__catalog_fail(TL_EUNAVAILABLE,
+                            "postgresql: every catalog connection is busy");
   int rc = ensure_live(c);
   if (rc) {
     release(p, c);

@@ -2,6 +2,7 @@
  * database file in WAL mode with synchronous=FULL, so a committed row
  * survives a crash. A small pool of connections serves concurrent requests;
  * SQLite serializes the writers. */
+#include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "catalog_impl.h"
 
 #define POOL 4
+#define BUSY_MS 5000
 
 enum {
   ST_INS_PROCESS,
@@ -91,6 +93,7 @@ typedef struct conn {
 typedef struct pending {
   const tl_catalog_block *b;
   bool existed, same, done;
+  bool taken; /* in a batch being committed */
   int rc;
   char err[200]; /* the committing thread's error message */
   struct pending *next;
@@ -205,7 +208,10 @@ static int open_conn(sq *s, conn *c, char *err, size_t errcap) {
              c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
     return TL_EUNAVAILABLE;
   }
-  sqlite3_busy_timeout(c->db, 10000);
+  /* A write waits at most BUSY_MS for another writer's lock, and a block
+   * insert at most that long in the group-commit queue: a catalog locked by
+   * another program costs a client about 2 x BUSY_MS, then a 503. */
+  sqlite3_busy_timeout(c->db, BUSY_MS);
   sqlite3_extended_result_codes(c->db, 1);
   static const char *pragmas =
       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
@@ -499,19 +505,44 @@ static void commit_batch(sq *s, pending *batch) {
   release(s, c);
 }
 
+/* Removes a pending insert that gave up waiting from the queue. */
+static void unqueue(sq *s, pending *me) {
+  pending **pp = &s->queue;
+  while (*pp && *pp != me)
+    pp = &(*pp)->next;
+  if (!*pp)
+    return;
+  *pp = me->next;
+  if (s->queue_tail == &me->next)
+    s->queue_tail = pp;
+}
+
 static int sq_insert_block(tl_catalog *cat, const tl_catalog_block *b,
                            bool *existed, bool *same) {
   sq *s = cat->impl;
-  pending me = {b, false, false, false, 0, "", NULL};
+  pending me = {b, false, false, false, false, 0, "", NULL};
+  struct timespec deadline = tl_deadline_in((uint64_t)BUSY_MS * 1000000u);
   pthread_mutex_lock(&s->gc_mu);
   *s->queue_tail = &me;
   s->queue_tail = &me.next;
   while (!me.done) {
     if (s->committing) {
-      pthread_cond_wait(&s->gc_cv, &s->gc_mu);
+      if (pthread_cond_timedwait(&s->gc_cv, &s->gc_mu, &deadline) ==
+              ETIMEDOUT &&
+          !me.taken) {
+        /* The batch ahead is stuck on a lock: give up rather than wait for
+         * it and then for our own turn. */
+        unqueue(s, &me);
+        pthread_mutex_unlock(&s->gc_mu);
+        return tl__catalog_fail(TL_EUNAVAILABLE,
+                                "sqlite: the catalog is locked (waited %d ms)",
+                                BUSY_MS);
+      }
       continue;
     }
     pending *batch = s->queue;
+    for (pending *p = batch; p; p = p->next)
+      p->taken = true;
     s->queue = NULL;
     s->queue_tail = &s->queue;
     s->committing = true;

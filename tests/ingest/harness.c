@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <libpq-fe.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -63,8 +64,13 @@ static int rm_entry(const char *path, const struct stat *st, int flag,
   return 0;
 }
 
+static void drop_databases(void);
+static void remove_private_pg(void);
+
 /* A failed CHECK exits: children must not outlive the test, and the scratch
- * directory goes too (TL_KEEP_TMP=1 keeps it for a post-mortem). */
+ * directory goes too (TL_KEEP_TMP=1 keeps it for a post-mortem), as do the
+ * test's PostgreSQL databases and private server, once no server uses
+ * them. */
 static void cleanup(void) {
   th_http_done();
   for (int i = 0; i < MAX_CHILDREN; i++)
@@ -73,6 +79,8 @@ static void cleanup(void) {
       waitpid(children[i], NULL, 0);
       children[i] = 0;
     }
+  drop_databases();
+  remove_private_pg();
   if (tmpdir[0]) {
     const char *keep = getenv("TL_KEEP_TMP");
     if (keep && *keep == '1')
@@ -118,6 +126,185 @@ int th_read_file(const char *path, tl_bytes *out) {
     CHECK_EQ(tl_bytes_append(out, buf, k), 0);
   fclose(f);
   return 0;
+}
+
+/* ---- The catalog --------------------------------------------------------- */
+
+#define MAX_LAKES 8
+
+/* One lake's catalog; `name` is empty on SQLite. */
+typedef struct lake_db {
+  char data[512];
+  char server[512]; /* PostgreSQL: a URI of the server, to create and drop */
+  char name[64];
+  char spec[1024];
+} lake_db;
+
+static lake_db lakes[MAX_LAKES];
+static int nlakes;
+static char private_dir[512];
+static char private_uri[512];
+
+bool th_pg(void) {
+  const char *b = getenv("TL_TEST_CATALOG");
+  return b && !strcmp(b, "pg");
+}
+
+static void read_line(const char *path, char *out, size_t cap) {
+  FILE *f = fopen(path, "r");
+  if (!f)
+    FAILF("cannot read %s (is the pg fixture running?)", path);
+  if (!fgets(out, (int)cap, f))
+    FAILF("%s is empty", path);
+  fclose(f);
+  out[strcspn(out, "\r\n")] = 0;
+}
+
+/* Runs one statement that returns no rows. Returns 0, or -1 with the error
+ * in `err`. */
+static int pg_exec(const char *uri, const char *sql, char *err, size_t cap) {
+  int rc = -1;
+  PGconn *db = PQconnectdb(uri);
+  if (PQstatus(db) != CONNECTION_OK) {
+    snprintf(err, cap, "connect %s: %s", uri, PQerrorMessage(db));
+  } else {
+    PQclear(PQexec(db, "SET client_min_messages = warning"));
+    PGresult *r = PQexec(db, sql);
+    if (PQresultStatus(r) == PGRES_COMMAND_OK)
+      rc = 0;
+    else
+      snprintf(err, cap, "%s: %s", sql, PQerrorMessage(db));
+    PQclear(r);
+  }
+  PQfinish(db);
+  return rc;
+}
+
+/* `uri` with its database name (the last path part) replaced by `db`. */
+static void uri_with_db(const char *uri, const char *db, char *out,
+                        size_t cap) {
+  const char *scheme = strstr(uri, "://");
+  const char *slash = strrchr(uri, '/');
+  if (!scheme || slash < scheme + 3 || strchr(slash, '?'))
+    FAILF("not a postgresql://HOST/DB URI: %s", uri);
+  snprintf(out, cap, "%.*s/%s", (int)(slash - uri), uri, db);
+}
+
+static lake_db *find_lake(const char *data) {
+  for (int i = 0; i < nlakes; i++)
+    if (!strcmp(lakes[i].data, data))
+      return &lakes[i];
+  return NULL;
+}
+
+const char *th_catalog_spec_on(const char *data, const char *server_uri) {
+  th_tmpdir(); /* the cleanup that drops the database */
+  if (find_lake(data))
+    FAILF("the catalog of %s is already chosen", data);
+  if (nlakes == MAX_LAKES)
+    FAILF("too many lakes in one test");
+  lake_db *l = &lakes[nlakes];
+  snprintf(l->data, sizeof l->data, "%s", data);
+  if (!server_uri) {
+    snprintf(l->spec, sizeof l->spec, "%s/catalog.db", data);
+    nlakes++;
+    return l->spec;
+  }
+  /* The pid keeps parallel tests apart, the random part a rerun from the
+   * leftovers of a killed one. */
+  uint8_t rnd[16];
+  tl_uuid_v4(rnd);
+  char name[64];
+  snprintf(name, sizeof name, "tl_ingest_%d_%d_%02x%02x%02x%02x", (int)getpid(),
+           nlakes, rnd[0], rnd[1], rnd[2], rnd[3]);
+  snprintf(l->name, sizeof l->name, "%s", name);
+  snprintf(l->server, sizeof l->server, "%s", server_uri);
+  uri_with_db(server_uri, name, l->spec, sizeof l->spec);
+  char sql[128], err[1024];
+  snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+  if (pg_exec(server_uri, sql, err, sizeof err))
+    FAILF("%s", err);
+  nlakes++;
+  return l->spec;
+}
+
+const char *th_catalog_spec(const char *data) {
+  lake_db *l = find_lake(data);
+  if (l)
+    return l->spec;
+  if (!th_pg())
+    return th_catalog_spec_on(data, NULL);
+  const char *dir = getenv("TL_TEST_PG_DIR");
+  if (!dir)
+    FAILF("TL_TEST_CATALOG=pg needs TL_TEST_PG_DIR");
+  char path[600], uri[512];
+  snprintf(path, sizeof path, "%s/uri", dir);
+  read_line(path, uri, sizeof uri);
+  return th_catalog_spec_on(data, uri);
+}
+
+tl_catalog *th_catalog_open(const char *data) {
+  const char *spec = th_catalog_spec(data);
+  tl_catalog *cat = NULL;
+  char err[512] = "";
+  int rc = tl_catalog_open(&cat, spec, err, sizeof err);
+  if (rc)
+    FAILF("catalog %s: %s (%s)", spec, tl_errname(rc), err);
+  return cat;
+}
+
+/* At exit, after the servers are gone; it must not fail (nor exit). */
+static void drop_databases(void) {
+  for (int i = 0; i < nlakes; i++) {
+    if (!lakes[i].name[0])
+      continue;
+    char sql[128], err[1024];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)",
+             lakes[i].name);
+    if (pg_exec(lakes[i].server, sql, err, sizeof err))
+      fprintf(stderr, "could not drop the test database: %s\n", err);
+  }
+  nlakes = 0;
+}
+
+static int pg_script(const char *cmd) {
+  const char *script = getenv("TL_TEST_PG_SCRIPT");
+  if (!script) {
+    fprintf(stderr, "TL_TEST_PG_SCRIPT is not set\n");
+    return -1;
+  }
+  char line[1200];
+  snprintf(line, sizeof line, "'%s' %s '%s'", script, cmd, private_dir);
+  fflush(stderr);
+  if (system(line) != 0) {
+    fprintf(stderr, "%s failed\n", line);
+    return -1;
+  }
+  return 0;
+}
+
+const char *th_pg_private(const char *cmd) {
+  if (!strcmp(cmd, "start")) {
+    CHECK(!private_dir[0]);
+    snprintf(private_dir, sizeof private_dir, "%s", th_path("pg"));
+    if (pg_script("start"))
+      FAILF("cannot start a private PostgreSQL server");
+    char path[600];
+    snprintf(path, sizeof path, "%s/uri", private_dir);
+    read_line(path, private_uri, sizeof private_uri);
+    return private_uri;
+  }
+  CHECK(private_dir[0]);
+  if (pg_script(cmd))
+    FAILF("pg-test.sh %s failed", cmd);
+  return NULL;
+}
+
+static void remove_private_pg(void) {
+  if (private_dir[0]) {
+    pg_script("stop");
+    private_dir[0] = 0;
+  }
 }
 
 /* ---- Processes ----------------------------------------------------------- */
@@ -187,6 +374,7 @@ int th_server_start(th_server *s, const char *data, const char *const *extra) {
   snprintf(s->data, sizeof s->data, "%s", data);
   char listen[64];
   snprintf(listen, sizeof listen, "127.0.0.1:%u", s->port);
+  const char *catalog = th_pg() ? th_catalog_spec(data) : NULL;
   char *argv[40];
   int argc = 0;
   argv[argc++] = (char *)TL_TRACELAKE_EXE;
@@ -195,8 +383,17 @@ int th_server_start(th_server *s, const char *data, const char *const *extra) {
   argv[argc++] = s->data;
   argv[argc++] = "--http";
   argv[argc++] = listen;
-  for (int i = 0; extra && extra[i] && argc < 38; i++)
+  if (catalog) {
+    argv[argc++] = "--catalog";
+    argv[argc++] = (char *)catalog;
+  }
+  for (int i = 0; extra && extra[i] && argc < 38; i++) {
+    if (catalog && !strcmp(extra[i], "--catalog") && extra[i + 1]) {
+      i++; /* the lake's PostgreSQL database instead */
+      continue;
+    }
     argv[argc++] = (char *)extra[i];
+  }
   argv[argc] = NULL;
   long from = file_size(s->log);
   s->pid = th_spawn(argv, s->log);
@@ -206,6 +403,8 @@ int th_server_start(th_server *s, const char *data, const char *const *extra) {
     read_log(s->log, from, buf, sizeof buf);
     const char *at = strstr(buf, "serving http://127.0.0.1:");
     if (at && strchr(at, '\n')) {
+      if (catalog && !strstr(at, "catalog postgresql"))
+        FAILF("the server is not on its PostgreSQL catalog:\n%s", buf);
       s->port =
           (uint16_t)strtoul(at + strlen("serving http://127.0.0.1:"), NULL, 10);
       snprintf(s->base, sizeof s->base, "http://127.0.0.1:%u", s->port);

@@ -1,7 +1,8 @@
 /* harness.h - what the ingestion tests share: the real `tracelake serve`
- * started as a child process on an ephemeral loopback port, HTTP requests
- * with libcurl and over raw sockets, valid messages built with the wire
- * encoder, and checks of what ended up on disk. Every wait is bounded. */
+ * started as a child process on an ephemeral loopback port, on a SQLite or
+ * PostgreSQL catalog, HTTP requests with libcurl and over raw sockets, valid
+ * messages built with the wire encoder, and checks of what ended up on disk.
+ * Every wait is bounded. */
 #ifndef TL_TESTS_INGEST_HARNESS_H
 #define TL_TESTS_INGEST_HARNESS_H
 
@@ -12,6 +13,7 @@
 #include <sys/types.h>
 
 #include "common/common.h"
+#include "lake/catalog.h"
 
 /* ---- Time and scratch space --------------------------------------------- */
 
@@ -26,6 +28,32 @@ void th_write_file(const char *path, const void *p, size_t n);
 /* Reads a whole file into `out` (initialized here). 0, or -1 if absent. */
 int th_read_file(const char *path, tl_bytes *out);
 
+/* ---- The catalog ---------------------------------------------------------
+ * The backend comes from TL_TEST_CATALOG. Unset or "sqlite": a lake's
+ * catalog is the server's default, DATA/catalog.db. "pg": every lake (data
+ * directory) gets a fresh database of its own on the PostgreSQL server of the
+ * ctest fixture (its URI in TL_TEST_PG_DIR/uri), made on first use and
+ * dropped at exit, so tests may run in parallel; every server started on
+ * that lake, restarts included, gets `--catalog` with its URI. */
+
+/* Whether the tests run against PostgreSQL. */
+bool th_pg(void);
+/* The catalog spec of the lake in `data` (valid until exit). */
+const char *th_catalog_spec(const char *data);
+/* PostgreSQL only: puts the lake's database on the server that `server_uri`
+ * (the URI of any database there) names, instead of the fixture's. Call it
+ * before anything else uses the lake. Returns the lake's catalog spec. */
+const char *th_catalog_spec_on(const char *data, const char *server_uri);
+/* Opens the lake's catalog, as its server does; fails the test on error.
+ * Close it with tl_catalog_close. */
+tl_catalog *th_catalog_open(const char *data);
+
+/* A PostgreSQL server of this test's own (scripts/pg-test.sh, given by
+ * TL_TEST_PG_SCRIPT), for tests that stop it. "start" makes it and returns
+ * the URI of its database; "down" stops it and keeps its data, "up" starts
+ * it again on the same port (both return NULL). It is removed at exit. */
+const char *th_pg_private(const char *cmd);
+
 /* ---- The server ---------------------------------------------------------- */
 
 typedef struct th_server {
@@ -38,8 +66,9 @@ typedef struct th_server {
 
 /* Runs `tracelake serve --data DATA --http 127.0.0.1:PORT EXTRA...` (EXTRA
  * is NULL-terminated, may be NULL), stdout and stderr to a log file, and
- * waits (at most 10 s) for its "serving" line. Returns 0, or -1 when the
- * server exited first (its log is printed). */
+ * waits (at most 10 s) for its "serving" line. On PostgreSQL, a `--catalog`
+ * in EXTRA is replaced by the lake's (th_catalog_spec). Returns 0, or -1
+ * when the server exited first (its log is printed). */
 int th_server_start(th_server *s, const char *data, const char *const *extra);
 /* Sends `sig` and waits at most `timeout_ms` for the exit. Returns the exit
  * status, 128+signal when killed by a signal, or -1 on timeout (the server is

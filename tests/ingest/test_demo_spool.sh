@@ -4,16 +4,36 @@
 # to `tracelake serve` on an ephemeral port. Each is stored (200), posting
 # them all again is a no-op (200 "already stored"), the blobs on disk are the
 # posted bytes, and the catalog counts the demo's events.
+#
+# The catalog is DATA/catalog.db, or with TL_TEST_CATALOG=pg a fresh database
+# on the server of the ctest fixture (its URI in $TL_TEST_PG_DIR/uri),
+# dropped at the end.
 set -euo pipefail
 bin=$1
 tmp=$(mktemp -d)
 server=
+admin_uri=
+db=
 cleanup() {
   [ -n "$server" ] && kill -9 "$server" 2>/dev/null || true
+  if [ -n "$db" ]; then
+    "$psql" -q "$admin_uri" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" \
+      >/dev/null 2>&1 || true
+  fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+
+catalog=() # the default, DATA/catalog.db
+if [ "${TL_TEST_CATALOG:-sqlite}" = pg ]; then
+  psql=${PG_BIN:-/usr/lib/postgresql/15/bin}/psql
+  admin_uri=$(cat "${TL_TEST_PG_DIR:?TL_TEST_CATALOG=pg needs TL_TEST_PG_DIR}/uri")
+  name=tl_spool_$$_$RANDOM
+  "$psql" -q "$admin_uri" -c "CREATE DATABASE $name" || fail "CREATE DATABASE"
+  db=$name
+  catalog=("--catalog" "${admin_uri%/*}/$db")
+fi
 
 "$bin" demo --spool "$tmp/spool" --threads 2 --jobs 300 >"$tmp/demo.txt"
 recorded=$(sed -n 's/^recorded \([0-9]*\) events (0 dropped).*/\1/p' "$tmp/demo.txt")
@@ -21,7 +41,8 @@ recorded=$(sed -n 's/^recorded \([0-9]*\) events (0 dropped).*/\1/p' "$tmp/demo.
 pdir=$(ls -d "$tmp"/spool/*/ | head -1)
 pid=$(basename "$pdir")
 
-"$bin" serve --data "$tmp/data" --http 127.0.0.1:0 >"$tmp/serve.log" 2>&1 &
+"$bin" serve --data "$tmp/data" "${catalog[@]}" --http 127.0.0.1:0 \
+  >"$tmp/serve.log" 2>&1 &
 server=$!
 port=
 for _ in $(seq 100); do
@@ -68,14 +89,20 @@ server=
 grep -q "tracelake: stopped" "$tmp/serve.log" || fail "no 'stopped' in the log"
 
 # The catalog: admin stats counts the demo's events (plus the server's own
-# telemetry); with the sqlite3 shell, exactly the demo's for its process.
-stats=$("$bin" admin stats --data "$tmp/data")
+# telemetry); with the backend's own shell, exactly the demo's for its
+# process.
+stats=$("$bin" admin stats --data "$tmp/data" "${catalog[@]}")
 events=$(echo "$stats" | sed -n 's/.* blocks, \([0-9]*\) events.*/\1/p')
 [ -n "$events" ] && [ "$events" -ge "$recorded" ] ||
   fail "admin stats: $stats (demo recorded $recorded)"
-if command -v sqlite3 >/dev/null; then
-  mine=$(sqlite3 "$tmp/data/catalog.db" \
-    "SELECT sum(nb_objects) || ' ' || count(*) FROM blocks WHERE process_id = '$pid'")
+mine=
+query="SELECT sum(nb_objects) || ' ' || count(*) FROM blocks WHERE process_id = '$pid'"
+if [ -n "$db" ]; then
+  mine=$("$psql" -qtA "${catalog[1]}" -c "$query")
+elif command -v sqlite3 >/dev/null; then
+  mine=$(sqlite3 "$tmp/data/catalog.db" "$query")
+fi
+if [ -n "$mine" ] || [ -n "$db" ]; then
   [ "$mine" = "$recorded $nblocks" ] ||
     fail "catalog holds '$mine' (events blocks) for the demo, want '$recorded $nblocks'"
 fi

@@ -2,12 +2,16 @@
  * the middle of a load from several senders and restarted on the same port
  * (the senders' HTTP sink retries, spills and resends), a SIGTERM while
  * requests are in flight, and a catalog or object store that becomes
- * unavailable (503, so that senders retry). */
+ * unavailable (503, so that senders retry). The tests run on either catalog
+ * backend (harness.h): a catalog is made unavailable by holding its write
+ * lock (both backends) or by stopping its server (PostgreSQL). */
 #include <curl/curl.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,20 +36,6 @@ static void setup_stream(const th_server *s, th_ids *ids) {
   tl_bytes_free(&b);
 }
 
-static tl_catalog *open_catalog(const char *spec) {
-  tl_catalog *cat = NULL;
-  char err[256];
-  if (tl_catalog_open(&cat, spec, err, sizeof err))
-    FAILF("catalog %s: %s", spec, err);
-  return cat;
-}
-
-static const char *catalog_of(const char *data) {
-  static char spec[600];
-  snprintf(spec, sizeof spec, "%s/catalog.db", data);
-  return spec;
-}
-
 static bool exists(const char *path) {
   struct stat st;
   return stat(path, &st) == 0;
@@ -59,6 +49,7 @@ typedef struct bg_post {
   size_t n;
   th_resp r;
   uint64_t took_ms;
+  atomic_bool done;
   pthread_t t;
 } bg_post;
 
@@ -68,7 +59,16 @@ static void *bg_post_main(void *arg) {
   th_post(b->s, b->kind, b->p, b->n, &b->r);
   b->took_ms = th_now_ms() - t0;
   th_http_done();
+  atomic_store(&b->done, true);
   return NULL;
+}
+
+/* Whether the request got its answer within `timeout_ms`. */
+static bool bg_post_wait(bg_post *b, unsigned timeout_ms) {
+  uint64_t end = th_now_ms() + timeout_ms;
+  while (!atomic_load(&b->done) && th_now_ms() < end)
+    th_sleep_ms(10);
+  return atomic_load(&b->done);
 }
 
 static void bg_post_start(bg_post *b, const th_server *s, int kind,
@@ -78,7 +78,49 @@ static void bg_post_start(bg_post *b, const th_server *s, int kind,
   b->kind = kind;
   b->p = m->p;
   b->n = m->len;
+  atomic_init(&b->done, false);
   CHECK_EQ(pthread_create(&b->t, NULL, bg_post_main, b), 0);
+}
+
+/* Another client of the catalog holding its write lock, so that the
+ * server's block commits wait. SQLite: an exclusive transaction on the file
+ * (the server gives up after its busy timeout, 10 s). PostgreSQL: a
+ * transaction holding LOCK TABLE blocks IN EXCLUSIVE MODE (reads pass,
+ * writes wait). */
+typedef struct catalog_lock {
+  sqlite3 *db;
+  PGconn *pg;
+} catalog_lock;
+
+static void catalog_lock_take(catalog_lock *l, const char *data) {
+  memset(l, 0, sizeof *l);
+  const char *spec = th_catalog_spec(data);
+  if (th_pg()) {
+    l->pg = PQconnectdb(spec);
+    if (PQstatus(l->pg) != CONNECTION_OK)
+      FAILF("connect %s: %s", spec, PQerrorMessage(l->pg));
+    PGresult *r = PQexec(l->pg, "BEGIN; LOCK TABLE blocks IN EXCLUSIVE MODE");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+      FAILF("locking the catalog: %s", PQerrorMessage(l->pg));
+    PQclear(r);
+    return;
+  }
+  CHECK_EQ(sqlite3_open(spec, &l->db), SQLITE_OK);
+  sqlite3_busy_timeout(l->db, 10000); /* the server may be writing */
+  CHECK_EQ(sqlite3_exec(l->db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+}
+
+static void catalog_lock_release(catalog_lock *l) {
+  if (l->pg) {
+    PGresult *r = PQexec(l->pg, "ROLLBACK");
+    CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(l->pg);
+  } else {
+    CHECK_EQ(sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(l->db);
+  }
+  memset(l, 0, sizeof *l);
 }
 
 /* ---- Checking a lake after the fact ---------------------------------------
@@ -220,7 +262,7 @@ static int check_blob_file(const char *path, const struct stat *st, int flag,
 }
 
 static void check_lake(const char *data, sender_info *senders, int nsenders) {
-  tl_catalog *cat = open_catalog(catalog_of(data));
+  tl_catalog *cat = th_catalog_open(data);
   tl_store *store;
   CHECK_EQ(tl_store_open(&store, data), 0);
   for (int i = 0; i < nsenders; i++)
@@ -247,7 +289,7 @@ static void check_lake(const char *data, sender_info *senders, int nsenders) {
 
 /* Rows of the senders' processes in the catalog right now. */
 static uint64_t sender_rows(const char *data, sender_info *senders, int n) {
-  tl_catalog *cat = open_catalog(catalog_of(data));
+  tl_catalog *cat = th_catalog_open(data);
   tl_store *store;
   CHECK_EQ(tl_store_open(&store, data), 0);
   for (int i = 0; i < n; i++)
@@ -365,10 +407,8 @@ TEST(sigterm_waits_for_the_request_in_progress) {
   tl_bytes_init(&b, 1 << 24);
   th_make_block(&b, &ids, 32, 5, 200000);
 
-  sqlite3 *db;
-  CHECK_EQ(sqlite3_open(catalog_of(s.data), &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 10000); /* the server may be writing */
-  CHECK_EQ(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+  catalog_lock lock;
+  catalog_lock_take(&lock, s.data);
   bg_post req;
   bg_post_start(&req, &s, TL_MSG_BLOCK, &b);
   th_sleep_ms(500);
@@ -376,15 +416,15 @@ TEST(sigterm_waits_for_the_request_in_progress) {
   th_sleep_ms(700);
   CHECK(th_server_log_has(&s, "SIGTERM received"));
   CHECK_EQ(th_wait(s.pid, 0), -1); /* still finishing the request */
-  CHECK_EQ(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-  sqlite3_close(db);
+  CHECK(!atomic_load(&req.done));
+  catalog_lock_release(&lock);
   pthread_join(req.t, NULL);
   int rc = th_wait(s.pid, 10000);
   s.pid = 0;
   CHECK_EQ(rc, 0);
   CHECK(th_server_log_has(&s, "tracelake: stopped"));
 
-  tl_catalog *cat = open_catalog(catalog_of(s.data));
+  tl_catalog *cat = th_catalog_open(s.data);
   tl_catalog_block row;
   bool stored = tl_catalog_get_block(cat, ids.block, &row) == 0;
   tl_catalog_close(cat);
@@ -439,7 +479,7 @@ TEST(sigterm_during_upload_is_all_or_nothing) {
   CHECK_EQ(rc, 0);
   CHECK(th_server_log_has(&s, "tracelake: stopped"));
 
-  tl_catalog *cat = open_catalog(catalog_of(s.data));
+  tl_catalog *cat = th_catalog_open(s.data);
   tl_catalog_block row;
   bool stored = tl_catalog_get_block(cat, ids.block, &row) == 0;
   tl_catalog_close(cat);
@@ -508,10 +548,11 @@ TEST(store_unavailable_is_503_then_recovers) {
   tl_bytes_free(&b);
 }
 
-/* Another process holds the SQLite catalog's write lock longer than the
- * server's busy timeout (10 s): the block gets 503 (retry), and the retry
- * after the lock is gone stores it, reusing the blob written the first
- * time. */
+/* Another client holds the catalog's write lock longer than the server
+ * should wait for it: the block gets 503 (retry) within a bounded time, and
+ * the retry after the lock is gone stores it, reusing the blob written the
+ * first time. SQLite waits for its busy timeout (10 s); a PostgreSQL
+ * catalog must not wait longer. */
 TEST(catalog_locked_is_503_then_recovers) {
   th_server s;
   memset(&s, 0, sizeof s);
@@ -522,23 +563,28 @@ TEST(catalog_locked_is_503_then_recovers) {
   tl_bytes_init(&b, 1 << 24);
   th_make_block(&b, &ids, 16, 9, 0);
 
-  sqlite3 *db;
-  CHECK_EQ(sqlite3_open(catalog_of(s.data), &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 10000); /* the server may be writing */
-  CHECK_EQ(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+  catalog_lock lock;
+  catalog_lock_take(&lock, s.data);
   bg_post req;
   bg_post_start(&req, &s, TL_MSG_BLOCK, &b);
   th_sleep_ms(300);
   long health = th_health(&s);
+  bool answered = bg_post_wait(&req, 15000);
+  catalog_lock_release(&lock);
   pthread_join(req.t, NULL);
-  CHECK_EQ(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-  sqlite3_close(db);
   fprintf(stderr,
           "locked catalog: block answered %ld after %" PRIu64
-          " ms; /health answered %ld meanwhile\n",
-          req.r.status, req.took_ms, health);
+          " ms%s; /health answered %ld meanwhile\n",
+          req.r.status, req.took_ms,
+          answered ? "" : ", only once the lock was released", health);
+  if (!answered)
+    FAILF("a block waited more than 15 s for the %s catalog's lock held by "
+          "another client, and was answered %ld \"%s\" only once it was "
+          "released: a locked catalog must be a 503 (retry later) after a "
+          "bounded wait",
+          th_pg() ? "PostgreSQL" : "SQLite", req.r.status, req.r.body);
   TH_EXPECT(&req.r, 503, "retry later");
-  CHECK(strstr(req.r.body, "locked") != NULL);
+  CHECK(strstr(req.r.body, th_pg() ? "lock" : "locked") != NULL);
 
   th_resp r;
   th_post(&s, TL_MSG_BLOCK, b.p, b.len, &r);
@@ -546,5 +592,71 @@ TEST(catalog_locked_is_503_then_recovers) {
   CHECK(strncmp(r.body, "already", 7) != 0);
   CHECK_EQ(th_health(&s), 200);
   CHECK_EQ(th_server_stop(&s, SIGTERM, 15000), 0);
+  tl_bytes_free(&b);
+}
+
+/* PostgreSQL only: the catalog's server stops (a private one, so that other
+ * tests are not disturbed). Every insert gets a quick 503 (retry) without
+ * writing anything, /health says why; once the server is back, the same
+ * messages are stored, without restarting tracelake. */
+TEST(catalog_down_is_503_then_recovers) {
+  if (!th_pg()) {
+    fprintf(stderr, "PostgreSQL only\n");
+    return;
+  }
+  const char *data = th_path("data");
+  th_catalog_spec_on(data, th_pg_private("start"));
+  th_server s;
+  memset(&s, 0, sizeof s);
+  CHECK_EQ(th_server_start(&s, data, NULL), 0);
+  th_ids ids, late;
+  setup_stream(&s, &ids);
+  th_ids_new(&late);
+  tl_bytes b, pm;
+  tl_bytes_init(&b, 1 << 24);
+  tl_bytes_init(&pm, 1 << 20);
+  th_make_block(&b, &ids, 16, 9, 0);
+  th_make_process(&pm, late.process, "/usr/bin/late");
+  th_resp r;
+  th_post(&s, TL_MSG_BLOCK, b.p, b.len, &r);
+  TH_EXPECT(&r, 200, "stored block");
+  tl_uuid_v4(ids.block);
+  b.len = 0;
+  th_make_block(&b, &ids, 16, 10, 0);
+
+  th_pg_private("down");
+  uint64_t t0 = th_now_ms();
+  th_http(&s, "GET", "/health", NULL, 0, NULL, &r);
+  TH_EXPECT(&r, 503, "catalog unavailable: postgresql");
+  th_post(&s, TL_MSG_BLOCK, b.p, b.len, &r);
+  TH_EXPECT(&r, 503, "retry later");
+  fprintf(stderr, "while down: %s\n", r.body);
+  th_post(&s, TL_MSG_PROCESS, pm.p, pm.len, &r);
+  TH_EXPECT(&r, 503, "retry later");
+  uint64_t took = th_now_ms() - t0;
+  if (took > 5000)
+    FAILF("three requests took %" PRIu64 " ms with the catalog down", took);
+  char path[1024];
+  th_blob_path(data, &ids, path, sizeof path);
+  CHECK(!exists(path)); /* refused before the store was touched */
+
+  th_pg_private("up");
+  th_http(&s, "GET", "/health", NULL, 0, NULL, &r);
+  TH_EXPECT(&r, 200, "ok");
+  th_post(&s, TL_MSG_BLOCK, b.p, b.len, &r);
+  TH_EXPECT(&r, 200, "stored block");
+  CHECK(strncmp(r.body, "already", 7) != 0);
+  th_post(&s, TL_MSG_PROCESS, pm.p, pm.len, &r);
+  TH_EXPECT(&r, 200, "stored process");
+  CHECK(strncmp(r.body, "already", 7) != 0);
+  CHECK_EQ(th_server_stop(&s, SIGTERM, 15000), 0);
+
+  tl_catalog *cat = th_catalog_open(data);
+  tl_catalog_block row;
+  CHECK_EQ(tl_catalog_get_block(cat, ids.block, &row), 0);
+  CHECK_U64(row.blob_size, b.len);
+  tl_catalog_close(cat);
+  CHECK(exists(path));
+  tl_bytes_free(&pm);
   tl_bytes_free(&b);
 }

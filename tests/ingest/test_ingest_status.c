@@ -97,10 +97,7 @@ TEST(valid_messages_stored_and_duplicates_acknowledged) {
   CHECK_EQ(th_server_stop(&s, SIGTERM, 15000), 0);
 
   /* One catalog row describing the blob. */
-  char spec[600], err[256];
-  snprintf(spec, sizeof spec, "%s/catalog.db", s.data);
-  tl_catalog *cat;
-  CHECK_EQ(tl_catalog_open(&cat, spec, err, sizeof err), 0);
+  tl_catalog *cat = th_catalog_open(s.data);
   tl_catalog_block row;
   CHECK_EQ(tl_catalog_get_block(cat, ids.block, &row), 0);
   CHECK(!memcmp(row.stream_id, ids.stream, 16));
