@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -42,6 +43,8 @@ struct tl_http_server {
 typedef struct request {
   int kind; /* TL_MSG_* */
   bool too_big;
+  unsigned refuse; /* a status decided from the headers, sent after the body */
+  char why[160];
   tl_bytes body;
 } request;
 
@@ -108,25 +111,43 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                      url);
     if (strcmp(method, "POST"))
       return respond(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST %.200s", url);
+    /* A refusal decided from the headers is sent at once when the client
+     * waits for it (Expect: 100-continue) or declares an absurd length;
+     * otherwise after its body has been read and discarded, so that a client
+     * already sending it gets the answer instead of a reset connection (and
+     * does not retry a request that can never succeed). */
+    unsigned refuse = 0;
+    char why[160] = "";
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
     if (s->o.keys) {
       const char *auth =
           MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-      if (!tl_keyring_check_bearer(s->o.keys, auth))
-        return respond(c, MHD_HTTP_UNAUTHORIZED,
-                       auth ? "wrong API key"
-                            : "missing API key: send "
-                              "'Authorization: Bearer <key>'");
+      if (!tl_keyring_check_bearer(s->o.keys, auth)) {
+        refuse = MHD_HTTP_UNAUTHORIZED;
+        snprintf(why, sizeof why, "%s",
+                 auth ? "wrong API key"
+                      : "missing API key: send 'Authorization: Bearer <key>'");
+      }
     }
-    const char *cl =
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-    if (cl && strtoull(cl, NULL, 10) > s->o.max_body)
-      return respond(c, MHD_HTTP_CONTENT_TOO_LARGE,
-                     "body of %s bytes exceeds the %zu-byte limit", cl,
-                     s->o.max_body);
+    if (!refuse && declared > s->o.max_body) {
+      refuse = MHD_HTTP_CONTENT_TOO_LARGE;
+      snprintf(why, sizeof why, "body of %s bytes exceeds the %zu-byte limit",
+               cl, s->o.max_body);
+    }
+    const char *expect =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Expect");
+    if (refuse && ((expect && !strcasecmp(expect, "100-continue")) ||
+                   declared / 4 > s->o.max_body))
+      return respond(c, refuse, "%s", why);
     req = calloc(1, sizeof *req);
     if (!req)
       return MHD_NO;
     req->kind = kind;
+    req->refuse = refuse;
+    req->too_big = refuse != 0; /* discard the body */
+    snprintf(req->why, sizeof req->why, "%s", why);
     tl_bytes_init(&req->body, s->o.max_body);
     *con_cls = req;
     pthread_mutex_lock(&s->mu);
@@ -142,6 +163,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     *upload_size = 0;
     return MHD_YES;
   }
+  if (req->refuse)
+    return respond(c, req->refuse, "%s", req->why);
   if (req->too_big)
     return respond(c, MHD_HTTP_CONTENT_TOO_LARGE,
                    "body exceeds the %zu-byte limit", s->o.max_body);
