@@ -13,10 +13,15 @@ CMAKE_FLAGS ?=
 
 all: build
 
-$(BUILD)/CMakeCache.txt:
+$(BUILD)/CMakeCache.txt: | third_party/duckdb/libduckdb.so
 	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS)
 
+# The pinned DuckDB, from the npm registry (checked against its hash).
+third_party/duckdb/libduckdb.so:
+	scripts/duckdb.sh
+
 build: $(BUILD)/CMakeCache.txt
+	scripts/duckdb.sh
 	cmake --build $(BUILD) -j $(JOBS)
 
 deps:
@@ -36,6 +41,7 @@ install: build
 bench: build
 	@scripts/bench-deps.sh
 	BUILD=$(BUILD) bench/run.sh
+	BUILD=$(BUILD) bench/run-ingest.sh
 
 fuzz:
 	scripts/fuzz.sh

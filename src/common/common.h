@@ -69,6 +69,11 @@ int tl_write_all(int fd, const uint8_t *p, size_t n);
  * Returns 0, TL_ENOTFOUND, TL_ETOOBIG, TL_ENOMEM or TL_EIO. */
 int tl_read_file(const char *path, size_t max, uint8_t **p, size_t *n);
 
+/* RFC 3339 timestamps ("2026-11-26T12:00:00.5Z", "...+02:00") to UTC ns.
+ * Returns 0 or TL_EINVAL. Format writes "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ". */
+int tl_rfc3339_parse(const char *s, int64_t *ns);
+void tl_rfc3339_format(int64_t ns, char out[40]);
+
 /* True when p[0..n) is valid UTF-8 without NUL bytes (text a database can
  * store as is). */
 bool tl_utf8_valid(const uint8_t *p, size_t n);

@@ -23,6 +23,8 @@
 #define OID_BYTEA 17
 #define OID_INT8 20
 #define OID_TEXT 25
+#define OID_TEXT_ARRAY 1009 /* bound in text form: {a,b} */
+#define OID_INT8_ARRAY 1016
 
 enum {
   ST_INS_PROCESS,
@@ -36,12 +38,48 @@ enum {
   ST_SCHEMA_VERSION,
   ST_COUNTS,
   ST_RETIRE,
+  ST_TODO_ALL,
+  ST_TODO_PROCESS,
+  ST_TODO_STREAM,
+  ST_PART_BY_FILE,
+  ST_INS_PART,
+  ST_INS_PART_BLOCKS,
+  ST_LOCK_PARTS,
+  ST_MOVE_PART_BLOCKS,
+  ST_DEL_PARTS,
+  ST_RETIRE_PARTS,
   ST__COUNT
 };
 
 #define BLOCK_COLUMNS                                                          \
   "block_id, stream_id, process_id, begin_time, begin_ticks, end_time, "       \
   "end_ticks, nb_objects, payload_size, blob_size, blob_crc, insert_time"
+#define B_BLOCK_COLUMNS                                                        \
+  "b.block_id, b.stream_id, b.process_id, b.begin_time, b.begin_ticks, "       \
+  "b.end_time, b.end_ticks, b.nb_objects, b.payload_size, b.blob_size, "       \
+  "b.blob_crc, b.insert_time"
+#define PART_COLUMNS                                                           \
+  "id, view_name, instance, begin_time, end_time, min_insert_time, "           \
+  "max_insert_time, file, file_size, nb_rows, nb_blocks, created_time"
+
+/* Blocks still to materialize into a view instance: $1 max insert time,
+ * $2 the process or stream id, $3 the tag as JSON text, $4 view,
+ * $5 instance, $6 limit. The tags are compared as the JSON text of each
+ * element (what the server wrote), never decoded: a stream whose tag holds
+ * \u0000 (which PostgreSQL cannot decode to text) must not fail the query.
+ * OFFSET 0 keeps NOT EXISTS a per-row primary-key lookup: as an anti join,
+ * the planner trusts statistics taken while partition_blocks was nearly
+ * empty (the materializer fills it between two autoanalyze runs) and scans
+ * it once per block, turning 100 ms into seconds. */
+#define TODO_SQL(scope)                                                        \
+  "SELECT " B_BLOCK_COLUMNS " FROM blocks b JOIN streams s ON "                \
+  "s.stream_id = b.stream_id WHERE b.insert_time <= $1 " scope                 \
+  " AND EXISTS (SELECT 1 FROM json_array_elements(s.tags::json) t "            \
+  "WHERE t::text = $3) AND NOT EXISTS (SELECT 1 FROM partition_blocks pb "     \
+  "WHERE pb.view_name = $4 AND pb.instance = $5 AND "                          \
+  "pb.block_id = b.block_id OFFSET 0) ORDER BY b.insert_time, b.seq LIMIT $6"
+#define TODO_TYPES                                                             \
+  { OID_INT8, OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8 }
 
 static const struct {
   const char *sql;
@@ -110,6 +148,52 @@ static const struct {
                    "SELECT " BLOCK_COLUMNS " FROM gone ORDER BY end_time",
                    2,
                    {OID_INT8, OID_INT8}},
+    [ST_TODO_ALL] = {TODO_SQL(""), 6, TODO_TYPES},
+    [ST_TODO_PROCESS] = {TODO_SQL("AND b.process_id = $2"), 6, TODO_TYPES},
+    [ST_TODO_STREAM] = {TODO_SQL("AND b.stream_id = $2"), 6, TODO_TYPES},
+    [ST_PART_BY_FILE] = {"SELECT " PART_COLUMNS " FROM partitions "
+                         "WHERE file = $1",
+                         1,
+                         {OID_TEXT}},
+    [ST_INS_PART] = {"INSERT INTO partitions (view_name, instance, "
+                     "begin_time, end_time, min_insert_time, "
+                     "max_insert_time, file, file_size, nb_rows, nb_blocks, "
+                     "created_time) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,"
+                     "$11) RETURNING id",
+                     11,
+                     {OID_TEXT, OID_TEXT, OID_INT8, OID_INT8, OID_INT8,
+                      OID_INT8, OID_TEXT, OID_INT8, OID_INT8, OID_INT8,
+                      OID_INT8}},
+    /* In the order given (sorted): concurrent materializers lock the same
+     * keys in the same order, so the loser waits and then conflicts. */
+    [ST_INS_PART_BLOCKS] = {"INSERT INTO partition_blocks (view_name, "
+                            "instance, block_id, partition_id) "
+                            "SELECT $1, $2, u.block_id, $3 FROM "
+                            "unnest($4::text[]) WITH ORDINALITY "
+                            "AS u(block_id, ord) ORDER BY u.ord",
+                            4,
+                            {OID_TEXT, OID_TEXT, OID_INT8, OID_TEXT_ARRAY}},
+    [ST_LOCK_PARTS] = {"SELECT id, view_name, instance FROM partitions "
+                       "WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+                       1,
+                       {OID_INT8_ARRAY}},
+    [ST_MOVE_PART_BLOCKS] = {"UPDATE partition_blocks SET partition_id = $1 "
+                             "WHERE partition_id = ANY($2::bigint[])",
+                             2,
+                             {OID_INT8, OID_INT8_ARRAY}},
+    [ST_DEL_PARTS] = {"DELETE FROM partitions WHERE id = ANY($1::bigint[])",
+                      1,
+                      {OID_INT8_ARRAY}},
+    /* As ST_RETIRE: several retirers skip each other's rows; ON DELETE
+     * CASCADE takes the partition_blocks rows. */
+    [ST_RETIRE_PARTS] = {"WITH gone AS (DELETE FROM partitions WHERE id IN ("
+                         "SELECT id FROM partitions WHERE end_time < $1 "
+                         "ORDER BY end_time, id LIMIT $2 "
+                         "FOR UPDATE SKIP LOCKED) RETURNING " PART_COLUMNS
+                         ") SELECT " PART_COLUMNS " FROM gone "
+                         "ORDER BY end_time, id",
+                         2,
+                         {OID_INT8, OID_INT8}},
 };
 
 /* Migrations: numbered, applied in order inside one transaction that holds
@@ -150,12 +234,35 @@ static const char *migrations[] = {
     "CREATE INDEX IF NOT EXISTS blocks_end_time ON blocks(end_time);"
     "CREATE INDEX IF NOT EXISTS blocks_insert_time ON blocks(insert_time, "
     "seq);",
+    /* 2: partitions (Parquet files of the views) and their source blocks */
+    "CREATE TABLE IF NOT EXISTS partitions ("
+    " id BIGSERIAL PRIMARY KEY,"
+    " view_name TEXT NOT NULL, instance TEXT NOT NULL,"
+    " begin_time BIGINT NOT NULL, end_time BIGINT NOT NULL,"
+    " min_insert_time BIGINT NOT NULL, max_insert_time BIGINT NOT NULL,"
+    " file TEXT NOT NULL UNIQUE, file_size BIGINT NOT NULL,"
+    " nb_rows BIGINT NOT NULL, nb_blocks BIGINT NOT NULL,"
+    " created_time BIGINT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS partitions_view_begin ON "
+    "partitions(view_name, instance, begin_time);"
+    "CREATE INDEX IF NOT EXISTS partitions_view_end ON "
+    "partitions(view_name, instance, end_time);"
+    "CREATE INDEX IF NOT EXISTS partitions_end_time ON partitions(end_time);"
+    "CREATE TABLE IF NOT EXISTS partition_blocks ("
+    " view_name TEXT NOT NULL, instance TEXT NOT NULL, block_id TEXT NOT NULL,"
+    " partition_id BIGINT NOT NULL"
+    " REFERENCES partitions(id) ON DELETE CASCADE,"
+    " PRIMARY KEY (view_name, instance, block_id));"
+    "CREATE INDEX IF NOT EXISTS partition_blocks_partition ON "
+    "partition_blocks(partition_id);",
 };
 #define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 
+_Static_assert(ST__COUNT <= 64, "conn.prepared has one bit per statement");
+
 typedef struct conn {
   PGconn *db;
-  unsigned prepared; /* bit i: statement i is prepared on this session */
+  uint64_t prepared; /* bit i: statement i is prepared on this session */
   struct conn *next;
 } conn;
 
@@ -194,6 +301,14 @@ static void p_bytes(params *ps, const void *p, size_t n) {
 static void p_uuid(params *ps, const uint8_t id[16]) {
   tl_uuid_format(id, ps->uuid[ps->n]);
   p_bytes(ps, ps->uuid[ps->n], 36);
+}
+
+/* A NUL-terminated value in text form (arrays: "{a,b}"). */
+static void p_text(params *ps, const char *text) {
+  int i = ps->n++;
+  ps->v[i] = text;
+  ps->len[i] = 0;
+  ps->fmt[i] = 0;
 }
 
 static void p_null(params *ps) {
@@ -335,7 +450,7 @@ static int take(pg *p, conn **out) {
 }
 
 static PGresult *run_once(conn *c, int st, const params *ps) {
-  if (!(c->prepared & (1u << st))) {
+  if (!(c->prepared & (1ull << st))) {
     char name[16];
     snprintf(name, sizeof name, "tl%d", st);
     PGresult *r = PQprepare(c->db, name, stmts[st].sql, stmts[st].nparams,
@@ -343,7 +458,7 @@ static PGresult *run_once(conn *c, int st, const params *ps) {
     if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
       return r;
     PQclear(r);
-    c->prepared |= 1u << st;
+    c->prepared |= 1ull << st;
   }
   char name[16];
   snprintf(name, sizeof name, "tl%d", st);
@@ -718,50 +833,502 @@ static int pg_retire_batch(tl_catalog *cat, int64_t cutoff, unsigned limit,
   return 0;
 }
 
-static int pg_foreach_block(tl_catalog *cat,
-                            int (*fn)(void *ctx, const tl_catalog_block *b),
-                            void *ctx) {
+/* Walks the rows of a query through a cursor, 1000 rows at a time, so that
+ * memory stays bounded however many rows there are; `row` gets each row
+ * and a nonzero return stops the walk and is returned. The walk reads one
+ * snapshot (a read-only repeatable-read transaction). Nothing has been done
+ * if starting it fails on a dead connection: then it is retried once. */
+static int walk(tl_catalog *cat, const char *select, const params *ps,
+                const Oid *types, const char *what,
+                int (*row)(const PGresult *r, int i, void *ctx), void *ctx) {
   pg *p = cat->impl;
   conn *c;
   int rc = take(p, &c);
   if (rc)
     return rc;
-  /* A cursor keeps memory bounded however many blocks there are. Nothing
-   * has been done if opening it fails on a dead connection: retry once. */
-  static const char *open_cursor =
-      "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
-      "DECLARE tl_blocks NO SCROLL CURSOR FOR SELECT " BLOCK_COLUMNS
-      " FROM blocks ORDER BY insert_time, seq";
-  rc = exec_sql(c, open_cursor, "listing blocks");
+  static const char *begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+  rc = exec_sql(c, begin, what);
   if (rc && PQstatus(c->db) != CONNECTION_OK && !(rc = ensure_live(c)))
-    rc = exec_sql(c, open_cursor, "listing blocks");
+    rc = exec_sql(c, begin, what);
   if (rc)
     goto out;
-  for (;;) {
-    PGresult *r = PQexecParams(c->db, "FETCH 1000 FROM tl_blocks", 0, NULL,
-                               NULL, NULL, NULL, 1);
+  char declare[2048];
+  snprintf(declare, sizeof declare, "DECLARE tl_walk NO SCROLL CURSOR FOR %s",
+           select); /* our own constant queries, far shorter */
+  static const params none;
+  if (!ps)
+    ps = &none;
+  PGresult *r =
+      PQexecParams(c->db, declare, ps->n, types, ps->v, ps->len, ps->fmt, 1);
+  if (!result_ok(r))
+    rc = fail_result(c, r, what);
+  PQclear(r);
+  while (!rc) {
+    r = PQexecParams(c->db, "FETCH 1000 FROM tl_walk", 0, NULL, NULL, NULL,
+                     NULL, 1);
     if (!result_ok(r)) {
-      rc = fail_result(c, r, "listing blocks");
+      rc = fail_result(c, r, what);
       PQclear(r);
       break;
     }
     int n = PQntuples(r);
-    for (int i = 0; i < n && !rc; i++) {
-      tl_catalog_block b;
-      read_block_row(r, i, &b);
-      rc = fn(ctx, &b);
-    }
+    for (int i = 0; i < n && !rc; i++)
+      rc = row(r, i, ctx);
     PQclear(r);
-    if (rc || n == 0)
+    if (n == 0)
       break;
   }
-  if (PQstatus(c->db) == CONNECTION_OK) {
-    PGresult *r = PQexec(c->db, "ROLLBACK");
-    PQclear(r);
-  }
+  if (PQstatus(c->db) == CONNECTION_OK)
+    PQclear(PQexec(c->db, "ROLLBACK"));
 out:
   release(p, c);
   return rc;
+}
+
+typedef struct block_walk {
+  int (*fn)(void *ctx, const tl_catalog_block *b);
+  void *ctx;
+} block_walk;
+
+static int block_row(const PGresult *r, int i, void *ctx) {
+  block_walk *w = ctx;
+  tl_catalog_block b;
+  read_block_row(r, i, &b);
+  return w->fn(w->ctx, &b);
+}
+
+static int pg_foreach_block(tl_catalog *cat,
+                            int (*fn)(void *ctx, const tl_catalog_block *b),
+                            void *ctx) {
+  block_walk w = {fn, ctx};
+  return walk(cat,
+              "SELECT " BLOCK_COLUMNS " FROM blocks ORDER BY insert_time, seq",
+              NULL, NULL, "listing blocks", block_row, &w);
+}
+
+/* ---- Rows for the SQL views ---------------------------------------------- */
+
+static int pg_foreach_block_in(tl_catalog *cat, int64_t begin, int64_t last,
+                               int (*fn)(void *ctx, const tl_catalog_block *b),
+                               void *ctx) {
+  block_walk w = {fn, ctx};
+  params ps = {0};
+  p_i64(&ps, begin);
+  p_i64(&ps, last);
+  static const Oid types[] = {OID_INT8, OID_INT8};
+  return walk(cat,
+              "SELECT " BLOCK_COLUMNS " FROM blocks WHERE end_time >= $1 AND "
+              "begin_time <= $2 ORDER BY insert_time, seq",
+              &ps, types, "listing blocks", block_row, &w);
+}
+
+static const char *col_text(const PGresult *r, int row, int col) {
+  return PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col);
+}
+
+typedef struct process_walk {
+  int (*fn)(void *ctx, const tl_catalog_process_row *r);
+  void *ctx;
+} process_walk;
+
+static int process_row(const PGresult *r, int i, void *ctx) {
+  process_walk *w = ctx;
+  tl_catalog_process_row row;
+  memset(&row, 0, sizeof row);
+  col_uuid(r, i, 0, row.process_id);
+  row.exe = col_text(r, i, 1);
+  row.username = col_text(r, i, 2);
+  row.realname = col_text(r, i, 3);
+  row.computer = col_text(r, i, 4);
+  row.distro = col_text(r, i, 5);
+  row.cpu_brand = col_text(r, i, 6);
+  row.tsc_frequency = (uint64_t)col_i64(r, i, 7);
+  row.start_time = col_i64(r, i, 8);
+  row.start_ticks = (uint64_t)col_i64(r, i, 9);
+  row.has_parent = !PQgetisnull(r, i, 10);
+  if (row.has_parent && col_uuid(r, i, 10, row.parent_process_id))
+    memset(row.parent_process_id, 0, 16);
+  row.properties = col_text(r, i, 11);
+  row.insert_time = col_i64(r, i, 12);
+  row.last_update_time = col_i64(r, i, 13);
+  return w->fn(w->ctx, &row);
+}
+
+/* Ids order as in SQLite (bytewise), whatever the database's collation. */
+static int pg_foreach_process(tl_catalog *cat,
+                              int (*fn)(void *ctx,
+                                        const tl_catalog_process_row *r),
+                              void *ctx) {
+  process_walk w = {fn, ctx};
+  return walk(cat,
+              "SELECT process_id, exe, username, realname, computer, distro, "
+              "cpu_brand, tsc_frequency, start_time, start_ticks, "
+              "parent_process_id, properties, insert_time, last_update_time "
+              "FROM processes ORDER BY insert_time, process_id COLLATE \"C\"",
+              NULL, NULL, "listing processes", process_row, &w);
+}
+
+typedef struct stream_walk {
+  int (*fn)(void *ctx, const tl_catalog_stream_row *r);
+  void *ctx;
+} stream_walk;
+
+static int stream_row(const PGresult *r, int i, void *ctx) {
+  stream_walk *w = ctx;
+  tl_catalog_stream_row row;
+  memset(&row, 0, sizeof row);
+  col_uuid(r, i, 0, row.stream_id);
+  col_uuid(r, i, 1, row.process_id);
+  row.tags = col_text(r, i, 2);
+  row.properties = col_text(r, i, 3);
+  row.insert_time = col_i64(r, i, 4);
+  row.last_update_time = col_i64(r, i, 5);
+  return w->fn(w->ctx, &row);
+}
+
+static int pg_foreach_stream(tl_catalog *cat,
+                             int (*fn)(void *ctx,
+                                       const tl_catalog_stream_row *r),
+                             void *ctx) {
+  stream_walk w = {fn, ctx};
+  return walk(cat,
+              "SELECT stream_id, process_id, tags, properties, insert_time, "
+              "last_update_time FROM streams "
+              "ORDER BY insert_time, stream_id COLLATE \"C\"",
+              NULL, NULL, "listing streams", stream_row, &w);
+}
+
+/* ---- Partitions ---------------------------------------------------------- */
+
+/* Transactions of several statements (add, replace) run their statements
+ * without run()'s retry: a statement retried on a fresh connection would
+ * run outside the transaction. Only BEGIN is retried (nothing done yet);
+ * a connection lost later fails the call with TL_EUNAVAILABLE, and the
+ * caller's retry is safe because a partition's file makes it idempotent. */
+static int tx_begin(conn *c) {
+  int rc = exec_sql(c, "BEGIN", "starting a transaction");
+  if (rc && PQstatus(c->db) != CONNECTION_OK && !(rc = ensure_live(c)))
+    rc = exec_sql(c, "BEGIN", "starting a transaction");
+  return rc;
+}
+
+static void tx_rollback(conn *c) {
+  if (PQstatus(c->db) == CONNECTION_OK)
+    PQclear(PQexec(c->db, "ROLLBACK"));
+}
+
+/* A unique violation (23505) inside these transactions means another
+ * materializer recorded the same block (or file) first. */
+static PGresult *run_tx(conn *c, int st, const params *ps, const char *what,
+                        int *rc) {
+  PGresult *r = run_once(c, st, ps);
+  if (!result_ok(r)) {
+    *rc = fail_result(c, r, what);
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (state && !strcmp(state, "23505"))
+      *rc = TL_ECONFLICT;
+    PQclear(r);
+    return NULL;
+  }
+  *rc = 0;
+  return r;
+}
+
+static void read_part_row(const PGresult *r, int row, tl_partition *p) {
+  memset(p, 0, sizeof *p);
+  p->id = col_i64(r, row, 0);
+  snprintf(p->view_name, sizeof p->view_name, "%s", col_text(r, row, 1));
+  snprintf(p->instance, sizeof p->instance, "%s", col_text(r, row, 2));
+  p->begin_time = col_i64(r, row, 3);
+  p->end_time = col_i64(r, row, 4);
+  p->min_insert_time = col_i64(r, row, 5);
+  p->max_insert_time = col_i64(r, row, 6);
+  snprintf(p->file, sizeof p->file, "%s", col_text(r, row, 7));
+  p->file_size = (uint64_t)col_i64(r, row, 8);
+  p->nb_rows = (uint64_t)col_i64(r, row, 9);
+  p->nb_blocks = (uint64_t)col_i64(r, row, 10);
+  p->created_time = col_i64(r, row, 11);
+}
+
+static int pg_blocks_to_materialize(tl_catalog *cat, const char *view_name,
+                                    const char *instance, int scope,
+                                    const char *tag_json,
+                                    int64_t max_insert_time, unsigned limit,
+                                    tl_catalog_block *out, unsigned *n) {
+  pg *p = cat->impl;
+  conn *c;
+  int rc = take(p, &c);
+  if (rc)
+    return rc;
+  params ps = {0};
+  p_i64(&ps, max_insert_time);
+  if (scope == TL_SCOPE_ALL)
+    p_null(&ps);
+  else
+    p_bytes(&ps, instance, strlen(instance));
+  p_bytes(&ps, tag_json, strlen(tag_json));
+  p_bytes(&ps, view_name, strlen(view_name));
+  p_bytes(&ps, instance, strlen(instance));
+  p_i64(&ps, limit);
+  int st = scope == TL_SCOPE_PROCESS  ? ST_TODO_PROCESS
+           : scope == TL_SCOPE_STREAM ? ST_TODO_STREAM
+                                      : ST_TODO_ALL;
+  PGresult *r = run(c, st, &ps, "listing blocks to materialize", &rc);
+  release(p, c);
+  if (!r)
+    return rc;
+  unsigned got = (unsigned)PQntuples(r);
+  for (unsigned i = 0; i < got && i < limit; i++)
+    read_block_row(r, (int)i, &out[i]);
+  *n = got < limit ? got : limit;
+  PQclear(r);
+  return 0;
+}
+
+static void part_params(params *ps, const tl_partition *p) {
+  p_bytes(ps, p->view_name, strlen(p->view_name));
+  p_bytes(ps, p->instance, strlen(p->instance));
+  p_i64(ps, p->begin_time);
+  p_i64(ps, p->end_time);
+  p_i64(ps, p->min_insert_time);
+  p_i64(ps, p->max_insert_time);
+  p_bytes(ps, p->file, strlen(p->file));
+  p_i64(ps, (int64_t)p->file_size);
+  p_i64(ps, (int64_t)p->nb_rows);
+  p_i64(ps, (int64_t)p->nb_blocks);
+  p_i64(ps, p->created_time);
+}
+
+/* Inside the caller's transaction: is p->file recorded already? 1 when it
+ * is (then 0/TL_ECONFLICT in *rc as for a retry), 0 when not, or a failure
+ * in *rc. */
+static int file_recorded(conn *c, tl_partition *p, int *rc) {
+  params ps = {0};
+  p_bytes(&ps, p->file, strlen(p->file));
+  PGresult *r =
+      run_tx(c, ST_PART_BY_FILE, &ps, "looking up a partition file", rc);
+  if (!r)
+    return 0;
+  int found = PQntuples(r) > 0;
+  if (found) {
+    tl_partition stored;
+    read_part_row(r, 0, &stored);
+    if (tl__partition_same(&stored, p))
+      p->id = stored.id;
+    else
+      *rc = tl__partition_file_conflict(p);
+  }
+  PQclear(r);
+  return found;
+}
+
+static int insert_part(conn *c, const tl_partition *p, int64_t *id) {
+  params ps = {0};
+  part_params(&ps, p);
+  int rc;
+  PGresult *r = run_tx(c, ST_INS_PART, &ps, "recording a partition", &rc);
+  if (r) {
+    *id = col_i64(r, 0, 0);
+    PQclear(r);
+  }
+  return rc;
+}
+
+/* "{a,b,...}": ids as a text-form array parameter. */
+static int uuid_array(const uint8_t (*ids)[16], unsigned n, tl_bytes *out) {
+  int rc = tl_bytes_append(out, "{", 1);
+  for (unsigned i = 0; i < n && !rc; i++) {
+    char text[38];
+    tl_uuid_format(ids[i], text);
+    text[36] = i + 1 < n ? ',' : '}';
+    rc = tl_bytes_append(out, text, 37);
+  }
+  if (!rc && !n)
+    rc = tl_bytes_append(out, "}", 1);
+  return rc ? rc : tl_bytes_append(out, "", 1);
+}
+
+static int i64_array(const int64_t *v, unsigned n, tl_bytes *out) {
+  int rc = tl_bytes_append(out, "{", 1);
+  for (unsigned i = 0; i < n && !rc; i++) {
+    char text[32];
+    int len = snprintf(text, sizeof text, "%lld%c", (long long)v[i],
+                       i + 1 < n ? ',' : '}');
+    rc = tl_bytes_append(out, text, (size_t)len);
+  }
+  return rc ? rc : tl_bytes_append(out, "", 1);
+}
+
+static int pg_add_partition(tl_catalog *cat, tl_partition *p,
+                            const uint8_t (*block_ids)[16], unsigned nblocks) {
+  pg *pp = cat->impl;
+  tl_bytes ids;
+  tl_bytes_init(&ids, (size_t)TL_PARTITION_MAX_BLOCKS * 37 + 3);
+  int rc = uuid_array(block_ids, nblocks, &ids);
+  if (rc)
+    goto free_ids;
+  conn *c;
+  if ((rc = take(pp, &c)))
+    goto free_ids;
+  if ((rc = tx_begin(c)))
+    goto out;
+  int64_t id;
+  if (file_recorded(c, p, &rc) || rc || (rc = insert_part(c, p, &id)))
+    goto rollback;
+  params ps = {0};
+  p_bytes(&ps, p->view_name, strlen(p->view_name));
+  p_bytes(&ps, p->instance, strlen(p->instance));
+  p_i64(&ps, id);
+  p_text(&ps, (const char *)ids.p);
+  PGresult *r =
+      run_tx(c, ST_INS_PART_BLOCKS, &ps, "recording a partition's blocks", &rc);
+  PQclear(r);
+  if (rc == TL_ECONFLICT) { /* the message names the block */
+    char msg[400];
+    snprintf(msg, sizeof msg, "%s", tl_catalog_errmsg(cat));
+    rc = tl__catalog_fail(TL_ECONFLICT,
+                          "a block is already in a partition of %s/%s: %s",
+                          p->view_name, p->instance, msg);
+  }
+  if (rc || (rc = exec_sql(c, "COMMIT", "committing a partition")))
+    goto rollback;
+  p->id = id;
+  goto out;
+rollback:
+  tx_rollback(c);
+out:
+  release(pp, c);
+free_ids:
+  tl_bytes_free(&ids);
+  return rc;
+}
+
+typedef struct part_walk {
+  int (*fn)(void *ctx, const tl_partition *p);
+  void *ctx;
+} part_walk;
+
+static int part_row(const PGresult *r, int i, void *ctx) {
+  part_walk *w = ctx;
+  tl_partition p;
+  read_part_row(r, i, &p);
+  return w->fn(w->ctx, &p);
+}
+
+static int pg_list_partitions(tl_catalog *cat, const char *view_name,
+                              const char *instance, int64_t begin, int64_t last,
+                              int (*fn)(void *ctx, const tl_partition *p),
+                              void *ctx) {
+  part_walk w = {fn, ctx};
+  params ps = {0};
+  p_bytes(&ps, view_name, strlen(view_name));
+  p_bytes(&ps, instance, strlen(instance));
+  p_i64(&ps, begin);
+  p_i64(&ps, last);
+  static const Oid types[] = {OID_TEXT, OID_TEXT, OID_INT8, OID_INT8};
+  /* Overlap of [begin_time, end_time] with [$3, $4], both inclusive. */
+  return walk(cat,
+              "SELECT " PART_COLUMNS " FROM partitions WHERE view_name = $1 "
+              "AND instance = $2 AND end_time >= $3 AND begin_time <= $4 "
+              "ORDER BY begin_time, id",
+              &ps, types, "listing partitions", part_row, &w);
+}
+
+static int pg_replace_partitions(tl_catalog *cat, const int64_t *old_ids,
+                                 unsigned nold, tl_partition *p) {
+  pg *pp = cat->impl;
+  tl_bytes ids;
+  tl_bytes_init(&ids, (size_t)TL_PARTITION_MAX_REPLACE * 21 + 3);
+  int rc = i64_array(old_ids, nold, &ids);
+  if (rc)
+    goto free_ids;
+  conn *c;
+  if ((rc = take(pp, &c)))
+    goto free_ids;
+  if ((rc = tx_begin(c)))
+    goto out;
+  if (file_recorded(c, p, &rc) || rc)
+    goto rollback;
+  /* Locks the old rows (in id order): a concurrent compactor or retirer of
+   * one of them waits for us, or we for it and then find it gone. */
+  params lk = {0};
+  p_text(&lk, (const char *)ids.p);
+  PGresult *r = run_tx(c, ST_LOCK_PARTS, &lk, "locking partitions", &rc);
+  if (!r)
+    goto rollback;
+  unsigned found = (unsigned)PQntuples(r);
+  for (unsigned i = 0, j = 0; i < nold && !rc; i++) {
+    if (j < found && col_i64(r, (int)j, 0) == old_ids[i]) {
+      if (strcmp(col_text(r, (int)j, 1), p->view_name) ||
+          strcmp(col_text(r, (int)j, 2), p->instance))
+        rc = tl__catalog_fail(TL_EINVAL, "partition %lld is not of %s/%s",
+                              (long long)old_ids[i], p->view_name, p->instance);
+      j++;
+    } else {
+      rc = tl__catalog_fail(TL_ECONFLICT, "partition %lld is gone",
+                            (long long)old_ids[i]);
+    }
+  }
+  PQclear(r);
+  int64_t id;
+  if (rc || (rc = insert_part(c, p, &id)))
+    goto rollback;
+  params mv = {0};
+  p_i64(&mv, id);
+  p_text(&mv, (const char *)ids.p);
+  r = run_tx(c, ST_MOVE_PART_BLOCKS, &mv, "moving a partition's blocks", &rc);
+  if (!r)
+    goto rollback;
+  long long moved = strtoll(PQcmdTuples(r), NULL, 10);
+  PQclear(r);
+  if ((uint64_t)moved != p->nb_blocks) {
+    rc = tl__catalog_fail(TL_EINVAL,
+                          "partition %s: nb_blocks %llu but the replaced "
+                          "partitions hold %lld blocks",
+                          p->file, (unsigned long long)p->nb_blocks, moved);
+    goto rollback;
+  }
+  r = run_tx(c, ST_DEL_PARTS, &lk, "removing replaced partitions", &rc);
+  PQclear(r);
+  if (rc || (rc = exec_sql(c, "COMMIT", "committing a merged partition")))
+    goto rollback;
+  p->id = id;
+  goto out;
+rollback:
+  tx_rollback(c);
+out:
+  release(pp, c);
+free_ids:
+  tl_bytes_free(&ids);
+  return rc;
+}
+
+static int pg_retire_partitions(tl_catalog *cat, int64_t cutoff, unsigned limit,
+                                void (*on_partition)(void *ctx,
+                                                     const tl_partition *p),
+                                void *ctx, unsigned *removed) {
+  pg *p = cat->impl;
+  conn *c;
+  int rc = take(p, &c);
+  if (rc)
+    return rc;
+  params ps = {0};
+  p_i64(&ps, cutoff);
+  p_i64(&ps, limit);
+  /* One statement, so one transaction, as retire_batch. */
+  PGresult *r = run(c, ST_RETIRE_PARTS, &ps, "retiring partitions", &rc);
+  release(p, c);
+  if (!r)
+    return rc;
+  unsigned n = (unsigned)PQntuples(r);
+  *removed = n;
+  for (unsigned i = 0; i < n && on_partition; i++) {
+    tl_partition part;
+    read_part_row(r, (int)i, &part);
+    on_partition(ctx, &part);
+  }
+  PQclear(r);
+  return 0;
 }
 
 /* ---- Open, migrate, close ------------------------------------------------ */
@@ -831,9 +1398,26 @@ static void pg_close(tl_catalog *cat) {
 }
 
 static const tl_catalog_ops pg_ops = {
-    "postgresql",      pg_close,         pg_schema_version, pg_health,
-    pg_insert_process, pg_insert_stream, pg_stream_process, pg_insert_block,
-    pg_get_block,      pg_counts,        pg_retire_batch,   pg_foreach_block,
+    .name = "postgresql",
+    .close = pg_close,
+    .schema_version = pg_schema_version,
+    .health = pg_health,
+    .insert_process = pg_insert_process,
+    .insert_stream = pg_insert_stream,
+    .stream_process = pg_stream_process,
+    .insert_block = pg_insert_block,
+    .get_block = pg_get_block,
+    .counts = pg_counts,
+    .retire_batch = pg_retire_batch,
+    .foreach_block = pg_foreach_block,
+    .foreach_block_in = pg_foreach_block_in,
+    .foreach_process = pg_foreach_process,
+    .foreach_stream = pg_foreach_stream,
+    .blocks_to_materialize = pg_blocks_to_materialize,
+    .add_partition = pg_add_partition,
+    .list_partitions = pg_list_partitions,
+    .replace_partitions = pg_replace_partitions,
+    .retire_partitions = pg_retire_partitions,
 };
 
 int tl__catalog_pg_open(tl_catalog **out, const char *uri, char *err,

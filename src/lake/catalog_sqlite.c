@@ -23,8 +23,44 @@ enum {
   ST_STREAM_PROCESS,
   ST_INS_BLOCK,
   ST_GET_BLOCK,
+  ST_TODO_ALL,
+  ST_TODO_PROCESS,
+  ST_TODO_STREAM,
+  ST_PART_BY_FILE,
+  ST_INS_PART,
+  ST_INS_PART_BLOCK,
+  ST_PART_OWNER,
+  ST_MOVE_PART_BLOCKS,
+  ST_DEL_PART,
+  ST_LIST_PARTS,
+  ST_RETIRE_PARTS,
+  ST_BLOCKS_IN,
+  ST_PROCESSES,
+  ST_STREAMS,
   ST__COUNT
 };
+
+#define BLOCK_COLUMNS                                                          \
+  "block_id, stream_id, process_id, begin_time, begin_ticks, end_time, "       \
+  "end_ticks, nb_objects, payload_size, blob_size, blob_crc, insert_time"
+#define B_BLOCK_COLUMNS                                                        \
+  "b.block_id, b.stream_id, b.process_id, b.begin_time, b.begin_ticks, "       \
+  "b.end_time, b.end_ticks, b.nb_objects, b.payload_size, b.blob_size, "       \
+  "b.blob_crc, b.insert_time"
+#define PART_COLUMNS                                                           \
+  "id, view_name, instance, begin_time, end_time, min_insert_time, "           \
+  "max_insert_time, file, file_size, nb_rows, nb_blocks, created_time"
+
+/* Blocks still to materialize into a view instance: ?1 max insert time,
+ * ?2 the process or stream id, ?3 the tag as JSON text, ?4 view, ?5
+ * instance, ?6 limit. tl_has_tag compares JSON text (see has_tag). */
+#define TODO_SQL(scope)                                                        \
+  "SELECT " B_BLOCK_COLUMNS " FROM blocks b JOIN streams s ON "                \
+  "s.stream_id = b.stream_id WHERE b.insert_time <= ?1 " scope                 \
+  " AND tl_has_tag(s.tags, ?3)"                                                \
+  " AND NOT EXISTS (SELECT 1 FROM partition_blocks pb WHERE "                  \
+  "pb.view_name = ?4 AND pb.instance = ?5 AND pb.block_id = b.block_id)"       \
+  " ORDER BY b.insert_time, b.rowid LIMIT ?6"
 
 static const char *sql_text[ST__COUNT] = {
     "INSERT INTO processes (process_id, exe, username, realname, computer, "
@@ -45,6 +81,32 @@ static const char *sql_text[ST__COUNT] = {
     "SELECT block_id, stream_id, process_id, begin_time, begin_ticks, "
     "end_time, end_ticks, nb_objects, payload_size, blob_size, blob_crc, "
     "insert_time FROM blocks WHERE block_id = ?",
+    TODO_SQL(""),
+    TODO_SQL("AND b.process_id = ?2"),
+    TODO_SQL("AND b.stream_id = ?2"),
+    "SELECT " PART_COLUMNS " FROM partitions WHERE file = ?",
+    "INSERT INTO partitions (view_name, instance, begin_time, end_time, "
+    "min_insert_time, max_insert_time, file, file_size, nb_rows, nb_blocks, "
+    "created_time) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+    "INSERT INTO partition_blocks (view_name, instance, block_id, "
+    "partition_id) VALUES (?,?,?,?)",
+    "SELECT view_name, instance FROM partitions WHERE id = ?",
+    "UPDATE partition_blocks SET partition_id = ? WHERE partition_id = ?",
+    "DELETE FROM partitions WHERE id = ?",
+    /* Overlap of [begin_time, end_time] with [?3, ?4], both inclusive. */
+    "SELECT " PART_COLUMNS " FROM partitions WHERE view_name = ? AND "
+    "instance = ? AND end_time >= ? AND begin_time <= ? "
+    "ORDER BY begin_time, id",
+    "SELECT " PART_COLUMNS " FROM partitions WHERE end_time < ? "
+    "ORDER BY end_time, id LIMIT ?",
+    "SELECT " BLOCK_COLUMNS " FROM blocks WHERE end_time >= ? AND "
+    "begin_time <= ? ORDER BY insert_time, rowid",
+    "SELECT process_id, exe, username, realname, computer, distro, "
+    "cpu_brand, tsc_frequency, start_time, start_ticks, parent_process_id, "
+    "properties, insert_time, last_update_time FROM processes "
+    "ORDER BY insert_time, process_id",
+    "SELECT stream_id, process_id, tags, properties, insert_time, "
+    "last_update_time FROM streams ORDER BY insert_time, stream_id",
 };
 
 /* Migrations: numbered, applied in order inside one write transaction. */
@@ -80,6 +142,29 @@ static const char *migrations[] = {
     "begin_time);"
     "CREATE INDEX IF NOT EXISTS blocks_end_time ON blocks(end_time);"
     "CREATE INDEX IF NOT EXISTS blocks_insert_time ON blocks(insert_time);",
+    /* 2: partitions (Parquet files of the views) and their source blocks.
+     * AUTOINCREMENT: an id is never reused, as in PostgreSQL, so a stale id
+     * cannot name a newer partition. */
+    "CREATE TABLE IF NOT EXISTS partitions ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " view_name TEXT NOT NULL, instance TEXT NOT NULL,"
+    " begin_time INTEGER NOT NULL, end_time INTEGER NOT NULL,"
+    " min_insert_time INTEGER NOT NULL, max_insert_time INTEGER NOT NULL,"
+    " file TEXT NOT NULL UNIQUE, file_size INTEGER NOT NULL,"
+    " nb_rows INTEGER NOT NULL, nb_blocks INTEGER NOT NULL,"
+    " created_time INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS partitions_view_begin ON "
+    "partitions(view_name, instance, begin_time);"
+    "CREATE INDEX IF NOT EXISTS partitions_view_end ON "
+    "partitions(view_name, instance, end_time);"
+    "CREATE INDEX IF NOT EXISTS partitions_end_time ON partitions(end_time);"
+    "CREATE TABLE IF NOT EXISTS partition_blocks ("
+    " view_name TEXT NOT NULL, instance TEXT NOT NULL, block_id TEXT NOT NULL,"
+    " partition_id INTEGER NOT NULL"
+    " REFERENCES partitions(id) ON DELETE CASCADE,"
+    " PRIMARY KEY (view_name, instance, block_id));"
+    "CREATE INDEX IF NOT EXISTS partition_blocks_partition ON "
+    "partition_blocks(partition_id);",
 };
 #define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 
@@ -223,7 +308,49 @@ static int open_conn(sq *s, conn *c, char *err, size_t errcap) {
   return 0;
 }
 
+/* tl_has_tag(tags, tag): whether `tags`, a JSON array as the server writes
+ * it (["a","b"]: no spaces), holds the JSON string `tag` (quotes included),
+ * comparing JSON text. json_each would decode the elements, and SQLite
+ * decodes \u0000 by cutting the string there: "n\u0000l" would match "n".
+ * PostgreSQL compares the same JSON text (catalog_pg.c). */
+static bool has_tag(const unsigned char *t, size_t n, const unsigned char *w,
+                    size_t wn) {
+  if (n < 2 || t[0] != '[')
+    return false;
+  size_t i = 1;
+  while (i < n && t[i] == '"') {
+    size_t start = i++;
+    while (i < n && t[i] != '"')
+      i += t[i] == '\\' ? 2 : 1;
+    if (i >= n)
+      return false; /* not our JSON: no match */
+    i++;
+    if (i - start == wn && !memcmp(t + start, w, wn))
+      return true;
+    if (i < n && t[i] == ',')
+      i++;
+  }
+  return false;
+}
+
+static void sql_has_tag(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  const unsigned char *t = sqlite3_value_text(argv[0]);
+  size_t n = (size_t)sqlite3_value_bytes(argv[0]);
+  const unsigned char *w = sqlite3_value_text(argv[1]);
+  size_t wn = (size_t)sqlite3_value_bytes(argv[1]);
+  sqlite3_result_int(ctx, t && w && has_tag(t, n, w, wn));
+}
+
 static int prepare_all(conn *c, char *err, size_t errcap) {
+  if (sqlite3_create_function(c->db, "tl_has_tag", 2,
+                              SQLITE_UTF8 | SQLITE_DETERMINISTIC |
+                                  SQLITE_INNOCUOUS,
+                              NULL, sql_has_tag, NULL, NULL) != SQLITE_OK) {
+    snprintf(err, errcap, "sqlite: registering tl_has_tag: %s",
+             sqlite3_errmsg(c->db));
+    return TL_EIO;
+  }
   for (int i = 0; i < ST__COUNT; i++)
     if (sqlite3_prepare_v3(c->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT,
                            &c->st[i], NULL) != SQLITE_OK) {
@@ -709,10 +836,387 @@ static int sq_foreach_block(tl_catalog *cat,
   return rc;
 }
 
+/* ---- Rows for the SQL views ---------------------------------------------- */
+
+static int sq_foreach_block_in(tl_catalog *cat, int64_t begin, int64_t last,
+                               int (*fn)(void *ctx, const tl_catalog_block *b),
+                               void *ctx) {
+  sq *s = cat->impl;
+  conn *c = acquire(s);
+  sqlite3_stmt *st = c->st[ST_BLOCKS_IN];
+  sqlite3_bind_int64(st, 1, begin);
+  sqlite3_bind_int64(st, 2, last);
+  int rc = 0, step;
+  while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+    tl_catalog_block b;
+    read_block_row(st, &b);
+    rc = fn(ctx, &b);
+  }
+  if (!rc && step != SQLITE_DONE)
+    rc = fail_db(c->db, map_rc(step) ? map_rc(step) : TL_EIO, "listing blocks");
+  sqlite3_reset(st);
+  release(s, c);
+  return rc;
+}
+
+static const char *col_text(sqlite3_stmt *st, int i) {
+  const char *t = (const char *)sqlite3_column_text(st, i);
+  return t ? t : "";
+}
+
+static void col_uuid(sqlite3_stmt *st, int i, uint8_t out[16]) {
+  const char *t = (const char *)sqlite3_column_text(st, i);
+  if (!t || tl_uuid_parse(t, out))
+    memset(out, 0, 16);
+}
+
+static int sq_foreach_process(tl_catalog *cat,
+                              int (*fn)(void *ctx,
+                                        const tl_catalog_process_row *r),
+                              void *ctx) {
+  sq *s = cat->impl;
+  conn *c = acquire(s);
+  sqlite3_stmt *st = c->st[ST_PROCESSES];
+  int rc = 0, step;
+  while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+    tl_catalog_process_row r;
+    memset(&r, 0, sizeof r);
+    col_uuid(st, 0, r.process_id);
+    r.exe = col_text(st, 1);
+    r.username = col_text(st, 2);
+    r.realname = col_text(st, 3);
+    r.computer = col_text(st, 4);
+    r.distro = col_text(st, 5);
+    r.cpu_brand = col_text(st, 6);
+    r.tsc_frequency = (uint64_t)sqlite3_column_int64(st, 7);
+    r.start_time = sqlite3_column_int64(st, 8);
+    r.start_ticks = (uint64_t)sqlite3_column_int64(st, 9);
+    r.has_parent = sqlite3_column_type(st, 10) != SQLITE_NULL;
+    if (r.has_parent)
+      col_uuid(st, 10, r.parent_process_id);
+    r.properties = col_text(st, 11);
+    r.insert_time = sqlite3_column_int64(st, 12);
+    r.last_update_time = sqlite3_column_int64(st, 13);
+    rc = fn(ctx, &r);
+  }
+  if (!rc && step != SQLITE_DONE)
+    rc = fail_db(c->db, map_rc(step) ? map_rc(step) : TL_EIO,
+                 "listing processes");
+  sqlite3_reset(st);
+  release(s, c);
+  return rc;
+}
+
+static int sq_foreach_stream(tl_catalog *cat,
+                             int (*fn)(void *ctx,
+                                       const tl_catalog_stream_row *r),
+                             void *ctx) {
+  sq *s = cat->impl;
+  conn *c = acquire(s);
+  sqlite3_stmt *st = c->st[ST_STREAMS];
+  int rc = 0, step;
+  while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+    tl_catalog_stream_row r;
+    memset(&r, 0, sizeof r);
+    col_uuid(st, 0, r.stream_id);
+    col_uuid(st, 1, r.process_id);
+    r.tags = col_text(st, 2);
+    r.properties = col_text(st, 3);
+    r.insert_time = sqlite3_column_int64(st, 4);
+    r.last_update_time = sqlite3_column_int64(st, 5);
+    rc = fn(ctx, &r);
+  }
+  if (!rc && step != SQLITE_DONE)
+    rc =
+        fail_db(c->db, map_rc(step) ? map_rc(step) : TL_EIO, "listing streams");
+  sqlite3_reset(st);
+  release(s, c);
+  return rc;
+}
+
+/* ---- Partitions ---------------------------------------------------------- */
+
+static int sq_blocks_to_materialize(tl_catalog *cat, const char *view_name,
+                                    const char *instance, int scope,
+                                    const char *tag_json,
+                                    int64_t max_insert_time, unsigned limit,
+                                    tl_catalog_block *out, unsigned *n) {
+  sq *s = cat->impl;
+  conn *c = acquire(s);
+  sqlite3_stmt *st = c->st[scope == TL_SCOPE_PROCESS  ? ST_TODO_PROCESS
+                           : scope == TL_SCOPE_STREAM ? ST_TODO_STREAM
+                                                      : ST_TODO_ALL];
+  sqlite3_bind_int64(st, 1, max_insert_time);
+  if (scope != TL_SCOPE_ALL)
+    sqlite3_bind_text(st, 2, instance, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 3, tag_json, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 4, view_name, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 5, instance, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 6, limit);
+  unsigned got = 0;
+  int step = SQLITE_DONE, rc = 0;
+  while (got < limit && (step = sqlite3_step(st)) == SQLITE_ROW)
+    read_block_row(st, &out[got++]);
+  if (got < limit && step != SQLITE_DONE)
+    rc = fail_db(c->db, map_rc(step) ? map_rc(step) : TL_EIO,
+                 "listing blocks to materialize");
+  else
+    *n = got;
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  release(s, c);
+  return rc;
+}
+
+static void read_part_row(sqlite3_stmt *st, tl_partition *p) {
+  memset(p, 0, sizeof *p);
+  p->id = sqlite3_column_int64(st, 0);
+  snprintf(p->view_name, sizeof p->view_name, "%s", col_text(st, 1));
+  snprintf(p->instance, sizeof p->instance, "%s", col_text(st, 2));
+  p->begin_time = sqlite3_column_int64(st, 3);
+  p->end_time = sqlite3_column_int64(st, 4);
+  p->min_insert_time = sqlite3_column_int64(st, 5);
+  p->max_insert_time = sqlite3_column_int64(st, 6);
+  snprintf(p->file, sizeof p->file, "%s", col_text(st, 7));
+  p->file_size = (uint64_t)sqlite3_column_int64(st, 8);
+  p->nb_rows = (uint64_t)sqlite3_column_int64(st, 9);
+  p->nb_blocks = (uint64_t)sqlite3_column_int64(st, 10);
+  p->created_time = sqlite3_column_int64(st, 11);
+}
+
+/* Inside the caller's transaction: is p->file recorded already? 1 when it
+ * is (then 0/TL_ECONFLICT in *rc as for a retry), 0 when not, or a failure
+ * in *rc. */
+static int file_recorded(conn *c, tl_partition *p, int *rc) {
+  sqlite3_stmt *st = c->st[ST_PART_BY_FILE];
+  sqlite3_bind_text(st, 1, p->file, -1, SQLITE_TRANSIENT);
+  int step = sqlite3_step(st), found = 0;
+  *rc = 0;
+  if (step == SQLITE_ROW) {
+    tl_partition stored;
+    read_part_row(st, &stored);
+    found = 1;
+    if (tl__partition_same(&stored, p))
+      p->id = stored.id;
+    else
+      *rc = tl__partition_file_conflict(p);
+  } else if (step != SQLITE_DONE) {
+    *rc = fail_db(c->db, map_rc(step) ? map_rc(step) : TL_EIO,
+                  "looking up a partition file");
+  }
+  sqlite3_reset(st);
+  return found;
+}
+
+static int insert_part(conn *c, const tl_partition *p, int64_t *id) {
+  sqlite3_stmt *st = c->st[ST_INS_PART];
+  sqlite3_bind_text(st, 1, p->view_name, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, p->instance, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 3, p->begin_time);
+  sqlite3_bind_int64(st, 4, p->end_time);
+  sqlite3_bind_int64(st, 5, p->min_insert_time);
+  sqlite3_bind_int64(st, 6, p->max_insert_time);
+  sqlite3_bind_text(st, 7, p->file, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 8, (sqlite3_int64)p->file_size);
+  sqlite3_bind_int64(st, 9, (sqlite3_int64)p->nb_rows);
+  sqlite3_bind_int64(st, 10, (sqlite3_int64)p->nb_blocks);
+  sqlite3_bind_int64(st, 11, p->created_time);
+  int rc = step_done(c, st, "recording a partition");
+  sqlite3_clear_bindings(st);
+  if (!rc)
+    *id = sqlite3_last_insert_rowid(c->db);
+  return rc;
+}
+
+static int sq_add_partition(tl_catalog *cat, tl_partition *p,
+                            const uint8_t (*block_ids)[16], unsigned nblocks) {
+  sq *s = cat->impl;
+  conn *c = acquire(s);
+  /* IMMEDIATE: the write lock first, so that two materializers of the same
+   * blocks run one after the other and the second sees the first's rows. */
+  int rc = exec(c->db, "BEGIN IMMEDIATE");
+  if (rc)
+    goto out;
+  if (file_recorded(c, p, &rc) || rc)
+    goto rollback;
+  int64_t id;
+  if ((rc = insert_part(c, p, &id)))
+    goto rollback;
+  sqlite3_stmt *st = c->st[ST_INS_PART_BLOCK];
+  sqlite3_bind_text(st, 1, p->view_name, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, p->instance, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 4, id);
+  for (unsigned i = 0; i < nblocks && !rc; i++) {
+    bind_uuid(st, 3, block_ids[i]);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (step == SQLITE_CONSTRAINT_PRIMARYKEY) {
+      char text[37];
+      tl_uuid_format(block_ids[i], text);
+      rc = tl__catalog_fail(TL_ECONFLICT,
+                            "block %s is already in a partition of %s/%s", text,
+                            p->view_name, p->instance);
+    } else if (step != SQLITE_DONE) {
+      rc = fail_db(c->db, map_rc(step) ? map_rc(step) : TL_EIO,
+                   "recording a partition's blocks");
+    }
+  }
+  sqlite3_clear_bindings(st);
+  if (rc || (rc = exec(c->db, "COMMIT")))
+    goto rollback;
+  p->id = id;
+  goto out;
+rollback:
+  exec(c->db, "ROLLBACK");
+out:
+  release(s, c);
+  return rc;
+}
+
+static int sq_list_partitions(tl_catalog *cat, const char *view_name,
+                              const char *instance, int64_t begin, int64_t last,
+                              int (*fn)(void *ctx, const tl_partition *p),
+                              void *ctx) {
+  sq *s = cat->impl;
+  conn *c = acquire(s);
+  sqlite3_stmt *st = c->st[ST_LIST_PARTS];
+  sqlite3_bind_text(st, 1, view_name, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, instance, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 3, begin);
+  sqlite3_bind_int64(st, 4, last);
+  int rc = 0, step;
+  while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+    tl_partition p;
+    read_part_row(st, &p);
+    rc = fn(ctx, &p);
+  }
+  if (!rc && step != SQLITE_DONE)
+    rc = fail_db(c->db, map_rc(step) ? map_rc(step) : TL_EIO,
+                 "listing partitions");
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  release(s, c);
+  return rc;
+}
+
+static int sq_replace_partitions(tl_catalog *cat, const int64_t *old_ids,
+                                 unsigned nold, tl_partition *p) {
+  sq *s = cat->impl;
+  conn *c = acquire(s);
+  int64_t id = 0, moved = 0;
+  int rc = exec(c->db, "BEGIN IMMEDIATE");
+  if (rc)
+    goto out;
+  if (file_recorded(c, p, &rc) || rc)
+    goto rollback;
+  sqlite3_stmt *own = c->st[ST_PART_OWNER];
+  for (unsigned i = 0; i < nold && !rc; i++) {
+    sqlite3_bind_int64(own, 1, old_ids[i]);
+    int step = sqlite3_step(own);
+    if (step == SQLITE_DONE)
+      rc = tl__catalog_fail(TL_ECONFLICT, "partition %lld is gone",
+                            (long long)old_ids[i]);
+    else if (step != SQLITE_ROW)
+      rc = fail_db(c->db, map_rc(step) ? map_rc(step) : TL_EIO,
+                   "reading a partition");
+    else if (strcmp(col_text(own, 0), p->view_name) ||
+             strcmp(col_text(own, 1), p->instance))
+      rc = tl__catalog_fail(TL_EINVAL, "partition %lld is not of %s/%s",
+                            (long long)old_ids[i], p->view_name, p->instance);
+    sqlite3_reset(own);
+  }
+  if (rc || (rc = insert_part(c, p, &id)))
+    goto rollback;
+  sqlite3_stmt *mv = c->st[ST_MOVE_PART_BLOCKS], *del = c->st[ST_DEL_PART];
+  for (unsigned i = 0; i < nold && !rc; i++) {
+    sqlite3_bind_int64(mv, 1, id);
+    sqlite3_bind_int64(mv, 2, old_ids[i]);
+    if (!(rc = step_done(c, mv, "moving a partition's blocks")))
+      moved += sqlite3_changes(c->db);
+    sqlite3_bind_int64(del, 1, old_ids[i]);
+    if (!rc)
+      rc = step_done(c, del, "removing a replaced partition");
+  }
+  if (!rc && (uint64_t)moved != p->nb_blocks)
+    rc = tl__catalog_fail(TL_EINVAL,
+                          "partition %s: nb_blocks %llu but the replaced "
+                          "partitions hold %lld blocks",
+                          p->file, (unsigned long long)p->nb_blocks,
+                          (long long)moved);
+  if (rc || (rc = exec(c->db, "COMMIT")))
+    goto rollback;
+  p->id = id;
+  goto out;
+rollback:
+  exec(c->db, "ROLLBACK");
+out:
+  release(s, c);
+  return rc;
+}
+
+static int sq_retire_partitions(tl_catalog *cat, int64_t cutoff, unsigned limit,
+                                void (*on_partition)(void *ctx,
+                                                     const tl_partition *p),
+                                void *ctx, unsigned *removed) {
+  sq *s = cat->impl;
+  conn *c = acquire(s);
+  tl_partition *rows = calloc(limit ? limit : 1, sizeof *rows);
+  unsigned n = 0;
+  int rc = rows ? exec(c->db, "BEGIN IMMEDIATE") : TL_ENOMEM;
+  if (rc)
+    goto out;
+  sqlite3_stmt *sel = c->st[ST_RETIRE_PARTS], *del = c->st[ST_DEL_PART];
+  sqlite3_bind_int64(sel, 1, cutoff);
+  sqlite3_bind_int64(sel, 2, limit);
+  int step = SQLITE_DONE;
+  while (n < limit && (step = sqlite3_step(sel)) == SQLITE_ROW)
+    read_part_row(sel, &rows[n++]);
+  sqlite3_reset(sel);
+  if (n < limit && step != SQLITE_DONE) {
+    rc = fail_db(c->db, map_rc(step) ? map_rc(step) : TL_EIO,
+                 "selecting partitions to retire");
+    goto rollback;
+  }
+  /* ON DELETE CASCADE takes their partition_blocks rows. */
+  for (unsigned i = 0; i < n && !rc; i++) {
+    sqlite3_bind_int64(del, 1, rows[i].id);
+    rc = step_done(c, del, "retiring a partition");
+  }
+  if (rc || (rc = exec(c->db, "COMMIT")))
+    goto rollback;
+  *removed = n;
+  for (unsigned i = 0; i < n && on_partition; i++)
+    on_partition(ctx, &rows[i]);
+  goto out;
+rollback:
+  exec(c->db, "ROLLBACK");
+out:
+  free(rows);
+  release(s, c);
+  return rc;
+}
+
 static const tl_catalog_ops sqlite_ops = {
-    "sqlite",          sq_close,         sq_schema_version, sq_health,
-    sq_insert_process, sq_insert_stream, sq_stream_process, sq_insert_block,
-    sq_get_block,      sq_counts,        sq_retire_batch,   sq_foreach_block,
+    .name = "sqlite",
+    .close = sq_close,
+    .schema_version = sq_schema_version,
+    .health = sq_health,
+    .insert_process = sq_insert_process,
+    .insert_stream = sq_insert_stream,
+    .stream_process = sq_stream_process,
+    .insert_block = sq_insert_block,
+    .get_block = sq_get_block,
+    .counts = sq_counts,
+    .retire_batch = sq_retire_batch,
+    .foreach_block = sq_foreach_block,
+    .foreach_block_in = sq_foreach_block_in,
+    .foreach_process = sq_foreach_process,
+    .foreach_stream = sq_foreach_stream,
+    .blocks_to_materialize = sq_blocks_to_materialize,
+    .add_partition = sq_add_partition,
+    .list_partitions = sq_list_partitions,
+    .replace_partitions = sq_replace_partitions,
+    .retire_partitions = sq_retire_partitions,
 };
 
 int tl__catalog_sqlite_open(tl_catalog **out, const char *path, char *err,

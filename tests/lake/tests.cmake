@@ -18,7 +18,21 @@ set(TL_CATALOG_TESTS
   foreach_block_in_insert_order
   handle_shared_by_threads
   bad_block_does_not_fail_others
-  health)
+  health
+  migration_2_upgrades_v1_catalog
+  blocks_to_materialize_filters
+  add_partition_round_trip
+  add_partition_rejects_bad_input
+  add_partition_conflict_writes_nothing
+  list_partitions_overlap
+  replace_partitions_merges_atomically
+  replace_partitions_concurrent
+  retire_partitions_bounded
+  retire_partitions_concurrent
+  retire_batch_keeps_partition_blocks
+  foreach_process_and_stream_rows
+  foreach_block_in_range
+  concurrent_materializers_one_wins)
 
 # Registered by hand below (one ctest per backend and test).
 tl_test(test_catalog SOURCES lake/test_catalog.c LIBS tl_server LABELS lake)

@@ -1,0 +1,526 @@
+/* session.c - query sessions: a DuckDB connection whose views cover the
+ * partitions overlapping the session's time range, and a statement filter
+ * that lets only read-only queries through. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lake_impl.h"
+
+struct tl_session {
+  tl_lake *l;
+  duckdb_connection c;
+  int64_t begin, end;
+  uint64_t files;
+};
+
+/* ---- Loading catalog rows --------------------------------------------- */
+
+static void append_uuid(duckdb_appender a, const uint8_t id[16]) {
+  char t[37];
+  tl_uuid_format(id, t);
+  duckdb_append_varchar_length(a, t, 36);
+}
+
+static void append_text(duckdb_appender a, const char *s) {
+  if (s)
+    duckdb_append_varchar(a, s);
+  else
+    duckdb_append_null(a);
+}
+
+static void append_ts(duckdb_appender a, int64_t ns) {
+  duckdb_timestamp_ns ts = {ns};
+  duckdb_value v = duckdb_create_timestamp_ns(ts);
+  duckdb_append_value(a, v);
+  duckdb_destroy_value(&v);
+}
+
+static int load_process(void *ctx, const tl_catalog_process_row *r) {
+  duckdb_appender a = ctx;
+  append_uuid(a, r->process_id);
+  append_text(a, r->exe);
+  append_text(a, r->username);
+  append_text(a, r->realname);
+  append_text(a, r->computer);
+  append_text(a, r->distro);
+  append_text(a, r->cpu_brand);
+  duckdb_append_int64(a, (int64_t)r->tsc_frequency);
+  append_ts(a, r->start_time);
+  duckdb_append_int64(a, (int64_t)r->start_ticks);
+  append_ts(a, r->insert_time);
+  if (r->has_parent)
+    append_uuid(a, r->parent_process_id);
+  else
+    duckdb_append_null(a);
+  append_text(a, r->properties);
+  append_ts(a, r->last_update_time);
+  return duckdb_appender_end_row(a) == DuckDBError ? TL_EIO : 0;
+}
+
+static int load_stream(void *ctx, const tl_catalog_stream_row *r) {
+  duckdb_appender a = ctx;
+  append_uuid(a, r->stream_id);
+  append_uuid(a, r->process_id);
+  append_text(a, r->tags);
+  append_text(a, r->properties);
+  append_ts(a, r->insert_time);
+  append_ts(a, r->last_update_time);
+  return duckdb_appender_end_row(a) == DuckDBError ? TL_EIO : 0;
+}
+
+static int load_block(void *ctx, const tl_catalog_block *b) {
+  duckdb_appender a = ctx;
+  append_uuid(a, b->block_id);
+  append_uuid(a, b->stream_id);
+  append_uuid(a, b->process_id);
+  append_ts(a, b->begin_time);
+  duckdb_append_int64(a, (int64_t)b->begin_ticks);
+  append_ts(a, b->end_time);
+  duckdb_append_int64(a, (int64_t)b->end_ticks);
+  duckdb_append_int32(a, (int32_t)b->nb_objects);
+  duckdb_append_int64(a, (int64_t)b->payload_size);
+  append_ts(a, b->insert_time);
+  return duckdb_appender_end_row(a) == DuckDBError ? TL_EIO : 0;
+}
+
+/* Creates temp table `table` and fills it through `load`. */
+static int load_table(tl_session *s, const char *table, const char *columns,
+                      int (*load)(tl_session *s, duckdb_appender a), char *err,
+                      size_t errcap) {
+  char sql[2048];
+  snprintf(sql, sizeof sql, "CREATE TEMP TABLE %s (%s)", table, columns);
+  int rc = tl__duck_exec(s->c, sql, err, errcap);
+  if (rc)
+    return rc;
+  duckdb_appender a;
+  if (duckdb_appender_create(s->c, NULL, table, &a) == DuckDBError)
+    return tl__lake_fail(err, errcap, "duckdb: cannot append to %s", table);
+  rc = load(s, a);
+  if (rc)
+    tl__lake_fail(err, errcap, "loading %s: %s", table,
+                  tl_catalog_errmsg(s->l->cat));
+  if (duckdb_appender_close(a) == DuckDBError && !rc)
+    rc = tl__lake_fail(err, errcap, "duckdb: %s", duckdb_appender_error(a));
+  duckdb_appender_destroy(&a);
+  return rc;
+}
+
+static int load_processes(tl_session *s, duckdb_appender a) {
+  return tl_catalog_foreach_process(s->l->cat, load_process, a);
+}
+
+static int load_streams(tl_session *s, duckdb_appender a) {
+  return tl_catalog_foreach_stream(s->l->cat, load_stream, a);
+}
+
+static int load_blocks(tl_session *s, duckdb_appender a) {
+  return tl_catalog_foreach_block_in(s->l->cat, s->begin, s->end, load_block,
+                                     a);
+}
+
+/* ---- Partition views ---------------------------------------------------- */
+
+typedef struct file_list {
+  tl_bytes sql; /* "['a.parquet', 'b.parquet']" */
+  uint64_t n;
+  const char *data;
+} file_list;
+
+static int add_file(void *ctx, const tl_partition *p) {
+  file_list *f = ctx;
+  char q[4400];
+  /* Paths are ours (uuid names under the data dir): no quote inside. */
+  int n =
+      snprintf(q, sizeof q, "%s'%s/%s'", f->n ? ", " : "", f->data, p->file);
+  f->n++;
+  return tl_bytes_append(&f->sql, q, (size_t)n);
+}
+
+static void ts_literal(int64_t ns, char *out, size_t cap) {
+  time_t secs = (time_t)(ns / 1000000000);
+  int64_t frac = ns % 1000000000;
+  if (frac < 0) {
+    frac += 1000000000;
+    secs--;
+  }
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char day[32];
+  strftime(day, sizeof day, "%Y-%m-%d %H:%M:%S", &tm);
+  snprintf(out, cap, "TIMESTAMP_NS '%s.%09" PRId64 "'", day, frac);
+}
+
+/* The session's time filter on column `col`, or an empty string. */
+static void range_filter(const tl_session *s, const char *col, char *out,
+                         size_t cap) {
+  char b[64], e[64];
+  ts_literal(s->begin, b, sizeof b);
+  ts_literal(s->end, e, sizeof e);
+  if (s->begin != INT64_MIN && s->end != INT64_MAX)
+    snprintf(out, cap, "WHERE %s >= %s AND %s < %s", col, b, col, e);
+  else if (s->begin != INT64_MIN)
+    snprintf(out, cap, "WHERE %s >= %s", col, b);
+  else if (s->end != INT64_MAX)
+    snprintf(out, cap, "WHERE %s < %s", col, e);
+  else
+    out[0] = 0;
+}
+
+static int create_view(tl_session *s, const tl_view_def *v, char *err,
+                       size_t errcap) {
+  file_list f;
+  memset(&f, 0, sizeof f);
+  tl_bytes_init(&f.sql, (size_t)64 << 20);
+  f.data = s->l->data;
+  int rc = tl_catalog_list_partitions(s->l->cat, v->name, "global", s->begin,
+                                      s->end, add_file, &f);
+  if (rc) {
+    tl_bytes_free(&f.sql);
+    return tl__lake_fail(err, errcap, "catalog: %s",
+                         tl_catalog_errmsg(s->l->cat));
+  }
+  s->files += f.n;
+  size_t need = f.sql.len + 4096;
+  char *sql = malloc(need);
+  char src[4096 + 64], filter[256];
+  if (!sql) {
+    tl_bytes_free(&f.sql);
+    return tl__lake_fail(err, errcap, "out of memory");
+  }
+  if (f.n == 0) { /* no partition: an empty table of the same shape */
+    snprintf(sql, need, "CREATE TEMP TABLE _empty_%s (%s)", v->name,
+             v->columns);
+    if ((rc = tl__duck_exec(s->c, sql, err, errcap)))
+      goto out;
+    snprintf(src, sizeof src, "_empty_%s", v->name);
+  }
+  range_filter(s, "e.time", filter, sizeof filter);
+  const char *cols = v == &tl__views[TL_VIEW_LOG_ENTRIES]
+                         ? "e.level, e.msg"
+                         : "e.name, e.unit, e.value";
+  snprintf(sql, need,
+           "CREATE TEMP VIEW %s AS SELECT e.process_id, e.stream_id, "
+           "e.block_id, e.insert_time, p.exe, p.username, p.computer, e.time, "
+           "e.target, %s, []::STRUCT(key VARCHAR, value VARCHAR)[] AS "
+           "properties, p.properties AS process_properties FROM %s%.*s%s e "
+           "LEFT JOIN processes p ON p.process_id = e.process_id %s",
+           v->name, cols, f.n ? "read_parquet([" : src, (int)f.sql.len,
+           f.n ? (const char *)f.sql.p : "", f.n ? "])" : "", filter);
+  rc = tl__duck_exec(s->c, sql, err, errcap);
+out:
+  free(sql);
+  tl_bytes_free(&f.sql);
+  return rc;
+}
+
+int tl_session_open(tl_session **out, tl_lake *l, int64_t begin, int64_t end,
+                    char *err, size_t errcap) {
+  err[0] = 0;
+  /* Read-your-writes: what was acknowledged before now is materialized. */
+  int rc = tl_lake_materialize(l, tl_wall_ns(), NULL, err, errcap);
+  if (rc)
+    return rc;
+  tl_session *s = calloc(1, sizeof *s);
+  if (!s)
+    return tl__lake_fail(err, errcap, "out of memory");
+  s->l = l;
+  s->begin = begin;
+  s->end = end;
+  if (duckdb_connect(l->db, &s->c) == DuckDBError) {
+    free(s);
+    return tl__lake_fail(err, errcap, "duckdb: cannot connect");
+  }
+  static const char *props =
+      "map_entries(json_transform(%s, '\"MAP(VARCHAR, VARCHAR)\"'))";
+  char pp[256], sql[4096];
+  snprintf(pp, sizeof pp, props, "properties_json");
+  if ((rc = load_table(s, "_processes",
+                       "process_id VARCHAR, exe VARCHAR, username VARCHAR, "
+                       "realname VARCHAR, computer VARCHAR, distro VARCHAR, "
+                       "cpu_brand VARCHAR, tsc_frequency BIGINT, start_time "
+                       "TIMESTAMP_NS, start_ticks BIGINT, insert_time "
+                       "TIMESTAMP_NS, parent_process_id VARCHAR, "
+                       "properties_json VARCHAR, last_update_time "
+                       "TIMESTAMP_NS",
+                       load_processes, err, errcap)) ||
+      (rc = load_table(s, "_streams",
+                       "stream_id VARCHAR, process_id VARCHAR, tags_json "
+                       "VARCHAR, properties_json VARCHAR, insert_time "
+                       "TIMESTAMP_NS, last_update_time TIMESTAMP_NS",
+                       load_streams, err, errcap)) ||
+      (rc = load_table(s, "_blocks",
+                       "block_id VARCHAR, stream_id VARCHAR, process_id "
+                       "VARCHAR, begin_time TIMESTAMP_NS, begin_ticks BIGINT, "
+                       "end_time TIMESTAMP_NS, end_ticks BIGINT, nb_objects "
+                       "INTEGER, payload_size BIGINT, insert_time "
+                       "TIMESTAMP_NS",
+                       load_blocks, err, errcap)))
+    goto fail;
+  snprintf(sql, sizeof sql,
+           "CREATE TEMP VIEW processes AS SELECT process_id, exe, username, "
+           "realname, computer, distro, cpu_brand, tsc_frequency, start_time, "
+           "start_ticks, insert_time, parent_process_id, %s AS properties, "
+           "last_update_time FROM _processes;"
+           "CREATE TEMP VIEW streams AS SELECT stream_id, process_id, "
+           "json_transform(tags_json, '[\"VARCHAR\"]') AS tags, %s AS "
+           "properties, insert_time, last_update_time FROM _streams;"
+           "CREATE TEMP VIEW blocks AS SELECT * FROM _blocks;",
+           pp, pp);
+  if ((rc = tl__duck_exec(s->c, sql, err, errcap)))
+    goto fail;
+  for (int i = 0; i < TL_NVIEWS && !rc; i++)
+    rc = create_view(s, &tl__views[i], err, errcap);
+  if (rc)
+    goto fail;
+  *out = s;
+  return 0;
+fail:
+  tl_session_close(s);
+  return rc;
+}
+
+void tl_session_close(tl_session *s) {
+  if (!s)
+    return;
+  duckdb_disconnect(&s->c);
+  free(s);
+}
+
+uint64_t tl_session_files(const tl_session *s) {
+  return s->files;
+}
+
+/* ---- Running a query ----------------------------------------------------- */
+
+/* Types the C API cannot render as text by itself: lists, structs, maps,
+ * and the like. */
+static bool nested(duckdb_type t) {
+  switch (t) {
+  case DUCKDB_TYPE_LIST:
+  case DUCKDB_TYPE_STRUCT:
+  case DUCKDB_TYPE_MAP:
+  case DUCKDB_TYPE_ARRAY:
+  case DUCKDB_TYPE_UNION:
+  case DUCKDB_TYPE_ENUM:
+  case DUCKDB_TYPE_INVALID:
+    return true;
+  default:
+    return false;
+  }
+}
+
+static bool read_only(duckdb_statement_type t) {
+  return t == DUCKDB_STATEMENT_TYPE_SELECT ||
+         t == DUCKDB_STATEMENT_TYPE_EXPLAIN;
+}
+
+static bool numeric(duckdb_type t) {
+  switch (t) {
+  case DUCKDB_TYPE_TINYINT:
+  case DUCKDB_TYPE_SMALLINT:
+  case DUCKDB_TYPE_INTEGER:
+  case DUCKDB_TYPE_BIGINT:
+  case DUCKDB_TYPE_UTINYINT:
+  case DUCKDB_TYPE_USMALLINT:
+  case DUCKDB_TYPE_UINTEGER:
+  case DUCKDB_TYPE_UBIGINT:
+  case DUCKDB_TYPE_FLOAT:
+  case DUCKDB_TYPE_DOUBLE:
+  case DUCKDB_TYPE_HUGEINT:
+  case DUCKDB_TYPE_DECIMAL:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* A JSON string. */
+static void print_json_str(FILE *o, const char *v) {
+  fputc('"', o);
+  for (const char *c = v; *c; c++) {
+    if (*c == '"' || *c == '\\')
+      fprintf(o, "\\%c", *c);
+    else if ((unsigned char)*c < 0x20)
+      fprintf(o, "\\u%04x", (unsigned char)*c);
+    else
+      fputc(*c, o);
+  }
+  fputc('"', o);
+}
+
+/* A CSV field (RFC 4180): quoted when it holds a comma, quote or newline. */
+static void print_csv_field(FILE *o, const char *v) {
+  if (!strpbrk(v, ",\"\r\n")) {
+    fputs(v, o);
+    return;
+  }
+  fputc('"', o);
+  for (const char *c = v; *c; c++) {
+    if (*c == '"')
+      fputc('"', o);
+    fputc(*c, o);
+  }
+  fputc('"', o);
+}
+
+/* Prints a result; `types` are the query's own column types (the result
+ * may hold them cast to text). */
+static void print_result(duckdb_result *r, const duckdb_type *types, int format,
+                         FILE *o) {
+  idx_t ncols = duckdb_column_count(r), nrows = duckdb_row_count(r);
+  char ***cells = calloc(nrows ? nrows : 1, sizeof *cells);
+  size_t *w = calloc(ncols ? ncols : 1, sizeof *w);
+  for (idx_t c = 0; c < ncols; c++)
+    w[c] = strlen(duckdb_column_name(r, c));
+  for (idx_t i = 0; i < nrows && cells; i++) {
+    cells[i] = calloc(ncols ? ncols : 1, sizeof **cells);
+    for (idx_t c = 0; c < ncols && cells[i]; c++) {
+      cells[i][c] =
+          duckdb_value_is_null(r, c, i) ? NULL : duckdb_value_varchar(r, c, i);
+      size_t len = cells[i][c] ? strlen(cells[i][c]) : 4;
+      if (len > w[c])
+        w[c] = len;
+    }
+  }
+  if (format == TL_FORMAT_CSV) {
+    for (idx_t c = 0; c < ncols; c++)
+      fprintf(o, "%s%s", c ? "," : "", duckdb_column_name(r, c));
+    fputc('\n', o);
+    for (idx_t i = 0; i < nrows; i++) {
+      for (idx_t c = 0; c < ncols; c++) {
+        if (c)
+          fputc(',', o);
+        const char *v = cells[i] ? cells[i][c] : NULL;
+        if (v)
+          print_csv_field(o, v);
+      }
+      fputc('\n', o);
+    }
+  } else if (format == TL_FORMAT_JSON) {
+    for (idx_t i = 0; i < nrows; i++) {
+      fputc('{', o);
+      for (idx_t c = 0; c < ncols; c++) {
+        if (c)
+          fputc(',', o);
+        print_json_str(o, duckdb_column_name(r, c));
+        fputc(':', o);
+        const char *v = cells[i] ? cells[i][c] : NULL;
+        if (!v)
+          fputs("null", o);
+        else if (numeric(types[c]) || types[c] == DUCKDB_TYPE_BOOLEAN)
+          fputs(v, o);
+        else
+          print_json_str(o, v);
+      }
+      fputs("}\n", o);
+    }
+  } else {
+    for (idx_t c = 0; c < ncols; c++)
+      fprintf(o, "%s%-*s", c ? " | " : "", (int)w[c], duckdb_column_name(r, c));
+    fputc('\n', o);
+    for (idx_t c = 0; c < ncols; c++) {
+      fputs(c ? "-+-" : "", o);
+      for (size_t k = 0; k < w[c]; k++)
+        fputc('-', o);
+    }
+    fputc('\n', o);
+    for (idx_t i = 0; i < nrows; i++) {
+      for (idx_t c = 0; c < ncols; c++) {
+        const char *v = cells[i] ? cells[i][c] : NULL;
+        if (numeric(types[c]))
+          fprintf(o, "%s%*s", c ? " | " : "", (int)w[c], v ? v : "NULL");
+        else
+          fprintf(o, "%s%-*s", c ? " | " : "", (int)w[c], v ? v : "NULL");
+      }
+      fputc('\n', o);
+    }
+    fprintf(o, "(%llu row%s)\n", (unsigned long long)nrows,
+            nrows == 1 ? "" : "s");
+  }
+  for (idx_t i = 0; i < nrows && cells; i++) {
+    for (idx_t c = 0; c < ncols && cells[i]; c++)
+      duckdb_free(cells[i][c]);
+    free(cells[i]);
+  }
+  free(cells);
+  free(w);
+}
+
+int tl_session_print(tl_session *s, const char *sql, int format, FILE *out,
+                     char *err, size_t errcap) {
+  duckdb_extracted_statements ex = NULL;
+  idx_t n = duckdb_extract_statements(s->c, sql, &ex);
+  int rc = TL_EINVAL;
+  duckdb_prepared_statement ps = NULL;
+  if (n == 0) {
+    const char *e = duckdb_extract_statements_error(ex);
+    snprintf(err, errcap, "%s", e && *e ? e : "empty query");
+    goto out;
+  }
+  if (n > 1) {
+    snprintf(err, errcap, "one statement at a time, got %llu",
+             (unsigned long long)n);
+    goto out;
+  }
+  if (duckdb_prepare_extracted_statement(s->c, ex, 0, &ps) == DuckDBError) {
+    snprintf(err, errcap, "%s", duckdb_prepare_error(ps));
+    goto out;
+  }
+  if (!read_only(duckdb_prepared_statement_type(ps))) {
+    snprintf(err, errcap,
+             "only read-only queries (SELECT, WITH, EXPLAIN) are allowed: "
+             "tracelake's SQL surface is read-only");
+    goto out;
+  }
+  idx_t ncols = duckdb_prepared_statement_column_count(ps);
+  duckdb_type *types = calloc(ncols ? ncols : 1, sizeof *types);
+  bool any_nested = false;
+  for (idx_t i = 0; i < ncols && types; i++) {
+    types[i] = duckdb_prepared_statement_column_type(ps, i);
+    any_nested |= nested(types[i]);
+  }
+  if (!types) {
+    snprintf(err, errcap, "out of memory");
+    goto out;
+  }
+  /* Nested values are rendered by DuckDB itself, cast to text. */
+  if (any_nested &&
+      duckdb_prepared_statement_type(ps) == DUCKDB_STATEMENT_TYPE_SELECT) {
+    size_t len = strlen(sql);
+    while (len && (sql[len - 1] == ';' || sql[len - 1] == ' ' ||
+                   sql[len - 1] == '\n' || sql[len - 1] == '\t'))
+      len--;
+    size_t need = len + 64;
+    char *wrapped = malloc(need);
+    duckdb_prepared_statement ws = NULL;
+    if (wrapped) {
+      snprintf(wrapped, need, "SELECT CAST(COLUMNS(*) AS VARCHAR) FROM (%.*s)",
+               (int)len, sql);
+      if (duckdb_prepare(s->c, wrapped, &ws) == DuckDBSuccess) {
+        duckdb_destroy_prepare(&ps);
+        ps = ws;
+      } else {
+        duckdb_destroy_prepare(&ws);
+      }
+      free(wrapped);
+    }
+  }
+  duckdb_result r;
+  if (duckdb_execute_prepared(ps, &r) == DuckDBError) {
+    snprintf(err, errcap, "%s", duckdb_result_error(&r));
+    duckdb_destroy_result(&r);
+    free(types);
+    goto out;
+  }
+  print_result(&r, types, format, out);
+  duckdb_destroy_result(&r);
+  free(types);
+  rc = 0;
+out:
+  duckdb_destroy_prepare(&ps);
+  duckdb_destroy_extracted(&ex);
+  return rc;
+}
