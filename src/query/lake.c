@@ -150,9 +150,33 @@ static void *col(writer *w, int i) {
   return duckdb_vector_get_data(duckdb_data_chunk_get_vector(w->chunk, i));
 }
 
+/* Strings from the wire are UTF-8 by convention only; DuckDB insists. Bytes
+ * that are not valid UTF-8 (and NULs) become '?'. */
 static void put_str(writer *w, int i, const void *p, size_t n) {
-  duckdb_vector_assign_string_element_len(
-      duckdb_data_chunk_get_vector(w->chunk, i), w->row, (const char *)p, n);
+  duckdb_vector v = duckdb_data_chunk_get_vector(w->chunk, i);
+  if (tl_utf8_valid(p, n)) {
+    duckdb_vector_assign_string_element_len(v, w->row, (const char *)p, n);
+    return;
+  }
+  char *clean = malloc(n ? n : 1);
+  if (!clean)
+    return;
+  const uint8_t *b = p;
+  for (size_t k = 0; k < n;) {
+    size_t len = (b[k] & 0xe0) == 0xc0   ? 2
+                 : (b[k] & 0xf0) == 0xe0 ? 3
+                 : (b[k] & 0xf8) == 0xf0 ? 4
+                                         : 1;
+    if (len <= n - k && tl_utf8_valid(b + k, len)) {
+      memcpy(clean + k, b + k, len);
+    } else {
+      len = 1;
+      clean[k] = '?';
+    }
+    k += len;
+  }
+  duckdb_vector_assign_string_element_len(v, w->row, clean, n);
+  free(clean);
 }
 
 static void put_i64(writer *w, int i, int64_t v) {
@@ -183,10 +207,13 @@ static int end_row(writer *w) {
   return ++w->row == w->cap ? flush_chunk(w) : 0;
 }
 
-static int writer_close(writer *w) {
+static int writer_close(writer *w, char *err, size_t errcap) {
   int rc = flush_chunk(w);
   if (duckdb_appender_close(w->app) == DuckDBError)
     rc = TL_EIO;
+  if (rc)
+    tl__lake_fail(err, errcap, "duckdb: appending rows failed: %s",
+                  duckdb_appender_error(w->app));
   duckdb_appender_destroy(&w->app);
   duckdb_destroy_data_chunk(&w->chunk);
   for (int i = 0; i < w->ncols; i++)
@@ -201,6 +228,8 @@ static int writer_close(writer *w) {
 const tl_view_def tl__views[TL_NVIEWS] = {
     {"log_entries",
      "log",
+     TL_SCOPE_ALL,
+     "time",
      "process_id VARCHAR, stream_id VARCHAR, block_id VARCHAR, "
      "insert_time TIMESTAMP_NS, time TIMESTAMP_NS, target VARCHAR, "
      "level INTEGER, msg VARCHAR",
@@ -210,6 +239,8 @@ const tl_view_def tl__views[TL_NVIEWS] = {
       DUCKDB_TYPE_INTEGER, DUCKDB_TYPE_VARCHAR}},
     {"measures",
      "metrics",
+     TL_SCOPE_ALL,
+     "time",
      "process_id VARCHAR, stream_id VARCHAR, block_id VARCHAR, "
      "insert_time TIMESTAMP_NS, time TIMESTAMP_NS, target VARCHAR, "
      "name VARCHAR, unit VARCHAR, value DOUBLE",
@@ -217,6 +248,31 @@ const tl_view_def tl__views[TL_NVIEWS] = {
      {DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_VARCHAR,
       DUCKDB_TYPE_TIMESTAMP_NS, DUCKDB_TYPE_TIMESTAMP_NS, DUCKDB_TYPE_VARCHAR,
       DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_DOUBLE}},
+    {"async_events",
+     "cpu",
+     TL_SCOPE_PROCESS,
+     "time",
+     "stream_id VARCHAR, block_id VARCHAR, time TIMESTAMP_NS, "
+     "event_type VARCHAR, span_id BIGINT, parent_span_id BIGINT, "
+     "depth INTEGER, name VARCHAR, filename VARCHAR, target VARCHAR, "
+     "line INTEGER",
+     11,
+     {DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_TIMESTAMP_NS,
+      DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_BIGINT,
+      DUCKDB_TYPE_INTEGER, DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_VARCHAR,
+      DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_INTEGER}},
+    {"thread_spans",
+     "cpu",
+     TL_SCOPE_STREAM,
+     "\"begin\"",
+     "id BIGINT, parent BIGINT, depth INTEGER, hash BIGINT, "
+     "\"begin\" TIMESTAMP_NS, \"end\" TIMESTAMP_NS, duration BIGINT, "
+     "name VARCHAR, target VARCHAR, filename VARCHAR, line INTEGER",
+     11,
+     {DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_INTEGER,
+      DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_TIMESTAMP_NS, DUCKDB_TYPE_TIMESTAMP_NS,
+      DUCKDB_TYPE_BIGINT, DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_VARCHAR,
+      DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_INTEGER}},
 };
 
 /* ---- Materialization ------------------------------------------------------
@@ -227,9 +283,19 @@ typedef struct freq_entry {
   uint64_t freq;
 } freq_entry;
 
+/* A thread span open in the block being decoded. */
+typedef struct open_span {
+  const tl_wire_callsite *cs;
+  int64_t begin;
+  int64_t id;
+} open_span;
+
+#define MAX_SPAN_DEPTH 256
+
 typedef struct mat {
   tl_lake *l;
   const tl_view_def *v;
+  int view;
   writer w;
   freq_entry *freqs;
   size_t nfreqs, capfreqs;
@@ -240,6 +306,12 @@ typedef struct mat {
   uint64_t freq;
   int64_t min_time, max_time;
   int rc;
+  /* thread_spans: the open spans of the block, and span ids */
+  open_span stack[MAX_SPAN_DEPTH];
+  int depth;
+  uint32_t remaining; /* events of the block not yet seen */
+  uint64_t block_hash;
+  uint32_t local;
 } mat;
 
 static int add_freq(void *ctx, const tl_catalog_process_row *r) {
@@ -270,19 +342,23 @@ static int64_t event_time(const mat *m, uint64_t ticks) {
                                    1000000000 / (__int128)m->freq);
 }
 
-static int on_event(void *ctx, const tl_wire_event *e) {
-  mat *m = ctx;
-  writer *w = &m->w;
-  bool is_log = e->type == TL_EV_LOG || e->type == TL_EV_LOGF;
-  bool is_metric = e->type == TL_EV_IMETRIC || e->type == TL_EV_FMETRIC;
-  if ((m->v == &tl__views[TL_VIEW_LOG_ENTRIES] && !is_log) ||
-      (m->v == &tl__views[TL_VIEW_MEASURES] && !is_metric))
-    return 0;
-  int64_t t = event_time(m, e->ticks);
+static void see_time(mat *m, int64_t t) {
   if (t < m->min_time)
     m->min_time = t;
   if (t > m->max_time)
     m->max_time = t;
+}
+
+/* log_entries and measures rows. */
+static int global_event(mat *m, const tl_wire_event *e) {
+  writer *w = &m->w;
+  bool is_log = e->type == TL_EV_LOG || e->type == TL_EV_LOGF;
+  bool is_metric = e->type == TL_EV_IMETRIC || e->type == TL_EV_FMETRIC;
+  if ((m->view == TL_VIEW_LOG_ENTRIES && !is_log) ||
+      (m->view == TL_VIEW_MEASURES && !is_metric))
+    return 0;
+  int64_t t = event_time(m, e->ticks);
+  see_time(m, t);
   put_str(w, 0, m->pid, 36);
   put_str(w, 1, m->sid, 36);
   put_str(w, 2, m->bid, 36);
@@ -307,8 +383,133 @@ static int on_event(void *ctx, const tl_wire_event *e) {
   return end_row(w);
 }
 
+/* async_events rows: the begin and end events of async spans. */
+static int async_event(mat *m, const tl_wire_event *e) {
+  if (e->type != TL_EV_ASYNC_BEGIN && e->type != TL_EV_ASYNC_END)
+    return 0;
+  writer *w = &m->w;
+  int64_t t = event_time(m, e->ticks);
+  see_time(m, t);
+  put_str(w, 0, m->sid, 36);
+  put_str(w, 1, m->bid, 36);
+  put_i64(w, 2, t);
+  if (e->type == TL_EV_ASYNC_BEGIN)
+    put_str(w, 3, "begin", 5);
+  else
+    put_str(w, 3, "end", 3);
+  put_i64(w, 4, (int64_t)e->v.async.id);
+  put_i64(w, 5, (int64_t)e->v.async.parent);
+  put_i32(w, 6, (int32_t)e->v.async.depth);
+  put_str(w, 7, e->cs->name.p, e->cs->name.n);
+  put_str(w, 8, e->cs->file.p, e->cs->file.n);
+  put_str(w, 9, e->cs->target.p, e->cs->target.n);
+  put_i32(w, 10, (int32_t)e->cs->line);
+  return end_row(w);
+}
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+  const uint8_t *b = p;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ b[i]) * 0x100000001b3ull;
+  return h;
+}
+
+/* A call site's identity across runs: name, target, file and line. */
+static int64_t callsite_hash(const tl_wire_callsite *cs) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  h = fnv1a(h, cs->name.p, cs->name.n);
+  h = fnv1a(h, cs->target.p, cs->target.n);
+  h = fnv1a(h, cs->file.p, cs->file.n);
+  h = fnv1a(h, &cs->line, sizeof cs->line);
+  return (int64_t)(h & INT64_MAX);
+}
+
+static int emit_span(mat *m, const tl_wire_callsite *cs, int64_t id,
+                     int64_t parent, int depth, int64_t begin, int64_t end) {
+  writer *w = &m->w;
+  see_time(m, begin);
+  see_time(m, end);
+  put_i64(w, 0, id);
+  put_i64(w, 1, parent);
+  put_i32(w, 2, depth);
+  put_i64(w, 3, callsite_hash(cs));
+  put_i64(w, 4, begin);
+  put_i64(w, 5, end);
+  put_i64(w, 6, end - begin);
+  put_str(w, 7, cs->name.p, cs->name.n);
+  put_str(w, 8, cs->target.p, cs->target.n);
+  put_str(w, 9, cs->file.p, cs->file.n);
+  put_i32(w, 10, (int32_t)cs->line);
+  return end_row(w);
+}
+
+/* Span ids: unique within a stream, from the block's id and the span's
+ * position in it (ids stay stable however blocks are batched). */
+static int64_t span_id(mat *m) {
+  return (
+      int64_t)((m->block_hash ^ (uint64_t)++m->local * 0x9E3779B97F4A7C15ull) &
+               INT64_MAX);
+}
+
+/* thread_spans rows: begin/end pairs rebuilt with a stack. A span cut by
+ * the block's edges is closed there: an end without its begin starts at the
+ * block's beginning, a begin without its end ends at the block's end. */
+static int span_event(mat *m, const tl_wire_event *e) {
+  if (e->type != TL_EV_SPAN_BEGIN && e->type != TL_EV_SPAN_END)
+    return 0;
+  int64_t t = event_time(m, e->ticks);
+  if (e->type == TL_EV_SPAN_BEGIN) {
+    if (m->depth == MAX_SPAN_DEPTH)
+      return 0; /* deeper than any real call tree: ignored */
+    open_span *o = &m->stack[m->depth++];
+    o->cs = e->cs;
+    o->begin = t;
+    o->id = span_id(m);
+    return 0;
+  }
+  if (m->depth > 0 && m->stack[m->depth - 1].cs == e->cs) {
+    open_span *o = &m->stack[--m->depth];
+    int64_t parent = m->depth ? m->stack[m->depth - 1].id : 0;
+    return emit_span(m, o->cs, o->id, parent, m->depth, o->begin, t);
+  }
+  /* Begun in an earlier block: it encloses everything still open here. */
+  return emit_span(m, e->cs, span_id(m), 0, 0, m->h->begin_time, t);
+}
+
+static int close_open_spans(mat *m) {
+  int rc = 0;
+  while (m->depth > 0 && !rc) {
+    open_span *o = &m->stack[--m->depth];
+    int64_t parent = m->depth ? m->stack[m->depth - 1].id : 0;
+    rc = emit_span(m, o->cs, o->id, parent, m->depth, o->begin, m->h->end_time);
+  }
+  return rc;
+}
+
+static int on_event(void *ctx, const tl_wire_event *e) {
+  mat *m = ctx;
+  switch (m->view) {
+  case TL_VIEW_ASYNC_EVENTS:
+    return async_event(m, e);
+  case TL_VIEW_THREAD_SPANS: {
+    int rc = span_event(m, e);
+    /* After the block's last event, while its call sites are still alive. */
+    if (!rc && --m->remaining == 0)
+      rc = close_open_spans(m);
+    return rc;
+  }
+  default:
+    return global_event(m, e);
+  }
+}
+
 static int on_header(void *ctx, const tl_wire_block_header *h) {
-  ((mat *)ctx)->h = h;
+  mat *m = ctx;
+  m->h = h;
+  m->depth = 0;
+  m->remaining = h->nb_objects;
+  m->local = 0;
+  m->block_hash = fnv1a(0xcbf29ce484222325ull, h->block_id, 16);
   return 0;
 }
 
@@ -338,17 +539,18 @@ static int publish(const char *tmp, const char *path) {
 
 /* Materializes one batch of blocks of view `v`. *more tells whether a full
  * batch was found (call again). */
-static int materialize_batch(tl_lake *l, const tl_view_def *v,
+static int materialize_batch(tl_lake *l, int view, const char *instance,
                              int64_t max_insert_time, tl_materialize_stats *st,
                              bool *more, char *err, size_t errcap) {
+  const tl_view_def *v = &tl__views[view];
   *more = false;
   tl_catalog_block *blocks = calloc(BATCH_BLOCKS, sizeof *blocks);
   if (!blocks)
     return tl__lake_fail(err, errcap, "out of memory");
   unsigned n = 0;
-  int rc = tl_catalog_blocks_to_materialize(
-      l->cat, v->name, "global", TL_SCOPE_ALL, v->stream_tag, max_insert_time,
-      BATCH_BLOCKS, blocks, &n);
+  int rc = tl_catalog_blocks_to_materialize(l->cat, v->name, instance, v->scope,
+                                            v->stream_tag, max_insert_time,
+                                            BATCH_BLOCKS, blocks, &n);
   if (rc) {
     free(blocks);
     return tl__lake_fail(err, errcap, "catalog: %s", tl_catalog_errmsg(l->cat));
@@ -363,6 +565,7 @@ static int materialize_batch(tl_lake *l, const tl_view_def *v,
   memset(&m, 0, sizeof m);
   m.l = l;
   m.v = v;
+  m.view = view;
   m.min_time = INT64_MAX;
   m.max_time = INT64_MIN;
   duckdb_connection c;
@@ -419,9 +622,10 @@ static int materialize_batch(tl_lake *l, const tl_view_def *v,
   }
   if (!ids && !rc)
     rc = tl__lake_fail(err, errcap, "out of memory");
-  int wrc = writer_close(&m.w);
+  char werr[512];
+  int wrc = writer_close(&m.w, werr, sizeof werr);
   if (!rc && wrc)
-    rc = tl__lake_fail(err, errcap, "duckdb: appending rows failed");
+    rc = tl__lake_fail(err, errcap, "%s", werr);
   if (rc || nids == 0) {
     /* Nothing readable in this batch (blobs missing: retired meanwhile):
      * stop here rather than be offered the same blocks again. */
@@ -440,12 +644,12 @@ static int materialize_batch(tl_lake *l, const tl_view_def *v,
   tl_partition part;
   memset(&part, 0, sizeof part);
   snprintf(part.view_name, sizeof part.view_name, "%s", v->name);
-  snprintf(part.instance, sizeof part.instance, "global");
-  snprintf(part.file, sizeof part.file,
-           "views/%s/global/%" PRId64 "/%s.parquet", v->name, day, fname);
+  snprintf(part.instance, sizeof part.instance, "%s", instance);
+  snprintf(part.file, sizeof part.file, "views/%s/%s/%" PRId64 "/%s.parquet",
+           v->name, instance, day, fname);
   char dir[4200], path[4400], tmp[4400];
-  snprintf(dir, sizeof dir, "%s/views/%s/global/%" PRId64, l->data, v->name,
-           day);
+  snprintf(dir, sizeof dir, "%s/views/%s/%s/%" PRId64, l->data, v->name,
+           instance, day);
   snprintf(path, sizeof path, "%s/%s", l->data, part.file);
   snprintf(tmp, sizeof tmp, "%s/.tmp-%s.parquet", dir, fname);
   if (mkdirs(dir)) {
@@ -454,9 +658,9 @@ static int materialize_batch(tl_lake *l, const tl_view_def *v,
     goto out;
   }
   snprintf(sql, sizeof sql,
-           "COPY (SELECT * FROM staging ORDER BY time) TO '%s' "
+           "COPY (SELECT * FROM staging ORDER BY %s) TO '%s' "
            "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)",
-           tmp);
+           v->order, tmp);
   if ((rc = tl__duck_exec(c, sql, err, errcap)) || (rc = publish(tmp, path))) {
     if (!err[0])
       tl__lake_fail(err, errcap, "cannot publish %s", path);
@@ -502,19 +706,27 @@ out:;
   return rc;
 }
 
-int tl_lake_materialize(tl_lake *l, int64_t max_insert_time,
-                        tl_materialize_stats *st, char *err, size_t errcap) {
+int tl__lake_materialize_view(tl_lake *l, int view, const char *instance,
+                              int64_t max_insert_time, tl_materialize_stats *st,
+                              char *err, size_t errcap) {
   int rc = 0;
   err[0] = 0;
   /* One materializer per process at a time; the catalog arbitrates between
    * servers. */
   pthread_mutex_lock(&l->mu);
-  for (int i = 0; i < TL_NVIEWS && !rc; i++) {
-    bool more = true;
-    while (more && !rc)
-      rc = materialize_batch(l, &tl__views[i], max_insert_time, st, &more, err,
-                             errcap);
-  }
+  bool more = true;
+  while (more && !rc)
+    rc = materialize_batch(l, view, instance, max_insert_time, st, &more, err,
+                           errcap);
   pthread_mutex_unlock(&l->mu);
+  return rc;
+}
+
+int tl_lake_materialize(tl_lake *l, int64_t max_insert_time,
+                        tl_materialize_stats *st, char *err, size_t errcap) {
+  int rc = 0;
+  for (int i = 0; i < TL_NVIEWS_GLOBAL && !rc; i++)
+    rc = tl__lake_materialize_view(l, i, TL_INSTANCE_GLOBAL, max_insert_time,
+                                   st, err, errcap);
   return rc;
 }

@@ -21,13 +21,30 @@ struct tl_lake {
 typedef struct tl_view_def {
   const char *name;
   const char *stream_tag;
+  int scope;           /* TL_SCOPE_*: global, per process or per stream */
+  const char *order;   /* rows are sorted by this column in a partition */
   const char *columns; /* SQL column list */
   int ncols;
   duckdb_type types[16];
 } tl_view_def;
 
-enum { TL_VIEW_LOG_ENTRIES = 0, TL_VIEW_MEASURES = 1, TL_NVIEWS = 2 };
+/* The global views first; then the per-instance views, materialized just in
+ * time when a query names them with view_instance(). */
+enum {
+  TL_VIEW_LOG_ENTRIES = 0,
+  TL_VIEW_MEASURES = 1,
+  TL_NVIEWS_GLOBAL = 2,
+  TL_VIEW_ASYNC_EVENTS = 2,
+  TL_VIEW_THREAD_SPANS = 3,
+  TL_NVIEWS = 4
+};
 extern const tl_view_def tl__views[TL_NVIEWS];
+
+/* Materializes the blocks of one view instance acknowledged up to
+ * max_insert_time (for the global views, instance is "global"). */
+int tl__lake_materialize_view(tl_lake *l, int view, const char *instance,
+                              int64_t max_insert_time, tl_materialize_stats *st,
+                              char *err, size_t errcap);
 
 int tl__lake_fail(char *err, size_t errcap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -1,10 +1,12 @@
 /* session.c - query sessions: a DuckDB connection whose views cover the
  * partitions overlapping the session's time range, and a statement filter
  * that lets only read-only queries through. */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "lake_impl.h"
@@ -216,6 +218,198 @@ out:
   return rc;
 }
 
+/* A per-instance view (thread_spans of a stream, async_events of a
+ * process): materialized just in time, then a temp view over its partitions
+ * overlapping the session's range. */
+static int create_instance_view(tl_session *s, int view, const char *instance,
+                                const char *name, char *err, size_t errcap) {
+  const tl_view_def *v = &tl__views[view];
+  int rc = tl__lake_materialize_view(s->l, view, instance, tl_wall_ns(), NULL,
+                                     err, errcap);
+  if (rc)
+    return rc;
+  file_list f;
+  memset(&f, 0, sizeof f);
+  tl_bytes_init(&f.sql, (size_t)64 << 20);
+  f.data = s->l->data;
+  rc = tl_catalog_list_partitions(s->l->cat, v->name, instance, s->begin,
+                                  s->end, add_file, &f);
+  if (rc) {
+    tl_bytes_free(&f.sql);
+    return tl__lake_fail(err, errcap, "catalog: %s",
+                         tl_catalog_errmsg(s->l->cat));
+  }
+  s->files += f.n;
+  size_t need = f.sql.len + 4096;
+  char *sql = malloc(need);
+  if (!sql) {
+    tl_bytes_free(&f.sql);
+    return tl__lake_fail(err, errcap, "out of memory");
+  }
+  char filter[256] = "", src[256];
+  if (view == TL_VIEW_THREAD_SPANS) { /* spans overlapping the range */
+    char b[64], e[64];
+    ts_literal(s->begin, b, sizeof b);
+    ts_literal(s->end, e, sizeof e);
+    if (s->begin != INT64_MIN && s->end != INT64_MAX)
+      snprintf(filter, sizeof filter, "WHERE \"begin\" < %s AND \"end\" >= %s",
+               e, b);
+    else if (s->end != INT64_MAX)
+      snprintf(filter, sizeof filter, "WHERE \"begin\" < %s", e);
+    else if (s->begin != INT64_MIN)
+      snprintf(filter, sizeof filter, "WHERE \"end\" >= %s", b);
+  } else {
+    range_filter(s, "time", filter, sizeof filter);
+  }
+  if (f.n == 0) {
+    snprintf(src, sizeof src, "_empty_%s", name);
+    snprintf(sql, need, "CREATE TEMP TABLE %s (%s)", src, v->columns);
+    if ((rc = tl__duck_exec(s->c, sql, err, errcap)))
+      goto out;
+  }
+  snprintf(sql, need, "CREATE TEMP VIEW %s AS SELECT * FROM %s%.*s%s %s", name,
+           f.n ? "read_parquet([" : src, (int)f.sql.len,
+           f.n ? (const char *)f.sql.p : "", f.n ? "])" : "", filter);
+  rc = tl__duck_exec(s->c, sql, err, errcap);
+out:
+  free(sql);
+  tl_bytes_free(&f.sql);
+  return rc;
+}
+
+/* Skips a quoted string or identifier starting at p[0] (the quote). */
+static const char *skip_quoted(const char *p) {
+  char q = *p++;
+  while (*p) {
+    if (*p == q) {
+      if (p[1] == q) {
+        p += 2;
+        continue;
+      }
+      return p + 1;
+    }
+    p++;
+  }
+  return p;
+}
+
+static const char *skip_space(const char *p) {
+  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+    p++;
+  return p;
+}
+
+/* Reads a string literal into out ('' inside is a quote); returns what
+ * follows it and the spaces after, or NULL. */
+static const char *read_literal(const char *p, char *out, size_t cap) {
+  p = skip_space(p);
+  if (*p != '\'')
+    return NULL;
+  size_t n = 0;
+  for (p++; *p; p++) {
+    if (*p == '\'') {
+      if (p[1] != '\'')
+        break;
+      p++;
+    }
+    if (n + 1 < cap)
+      out[n++] = *p;
+  }
+  if (*p != '\'')
+    return NULL;
+  out[n] = 0;
+  return skip_space(p + 1);
+}
+
+static bool ident_char(char c) {
+  return isalnum((unsigned char)c) || c == '_';
+}
+
+/* Replaces each view_instance('view', 'id') of the query with a relation
+ * holding that instance, creating the session view first. */
+static int rewrite_instances(tl_session *s, const char *sql, tl_bytes *out,
+                             char *err, size_t errcap) {
+  static const char fn[] = "view_instance";
+  const size_t fnlen = sizeof fn - 1;
+  const char *p = sql, *copied = sql;
+  while (*p) {
+    if (*p == '\'' || *p == '"') {
+      p = skip_quoted(p);
+      continue;
+    }
+    if (p[0] == '-' && p[1] == '-') {
+      while (*p && *p != '\n')
+        p++;
+      continue;
+    }
+    if (p[0] == '/' && p[1] == '*') {
+      const char *e = strstr(p + 2, "*/");
+      p = e ? e + 2 : p + strlen(p);
+      continue;
+    }
+    if ((p > sql && ident_char(p[-1])) || strncasecmp(p, fn, fnlen) ||
+        ident_char(p[fnlen])) {
+      p++;
+      continue;
+    }
+    const char *q = skip_space(p + fnlen);
+    if (*q != '(') {
+      p = q;
+      continue;
+    }
+    char view[64], inst[128];
+    q = read_literal(q + 1, view, sizeof view);
+    q = q && *q == ',' ? read_literal(q + 1, inst, sizeof inst) : NULL;
+    if (!q || *q != ')')
+      return tl__lake_fail(err, errcap,
+                           "view_instance takes two string literals: "
+                           "view_instance('thread_spans', '<stream id>') or "
+                           "view_instance('async_events' | 'log_entries' | "
+                           "'measures', '<process id>')");
+    uint8_t id[16];
+    if (tl_uuid_parse(inst, id))
+      return tl__lake_fail(err, errcap,
+                           "view_instance: '%s' is not a stream or process id",
+                           inst);
+    char canon[37], name[192];
+    tl_uuid_format(id, canon);
+    int rc = 0;
+    if (!strcmp(view, "thread_spans") || !strcmp(view, "async_events")) {
+      size_t k = (size_t)snprintf(name, sizeof name, "vi_%s_", view);
+      for (const char *c = canon; *c && k + 1 < sizeof name; c++)
+        name[k++] = *c == '-' ? '_' : *c;
+      name[k] = 0;
+      char probe[300];
+      snprintf(probe, sizeof probe,
+               "SELECT 1 FROM duckdb_views() WHERE view_name = '%s'", name);
+      duckdb_result r;
+      bool exists = duckdb_query(s->c, probe, &r) == DuckDBSuccess &&
+                    duckdb_row_count(&r) > 0;
+      duckdb_destroy_result(&r);
+      int v = view[0] == 't' ? TL_VIEW_THREAD_SPANS : TL_VIEW_ASYNC_EVENTS;
+      if (!exists)
+        rc = create_instance_view(s, v, canon, name, err, errcap);
+    } else if (!strcmp(view, "log_entries") || !strcmp(view, "measures")) {
+      snprintf(name, sizeof name, "(SELECT * FROM %s WHERE process_id = '%s')",
+               view, canon);
+    } else {
+      return tl__lake_fail(err, errcap,
+                           "view_instance: unknown view '%s' (thread_spans, "
+                           "async_events, log_entries, measures)",
+                           view);
+    }
+    if (rc)
+      return rc;
+    if (tl_bytes_append(out, copied, (size_t)(p - copied)) ||
+        tl_bytes_append(out, name, strlen(name)))
+      return tl__lake_fail(err, errcap, "query too long");
+    p = copied = q + 1;
+  }
+  if (tl_bytes_append(out, copied, strlen(copied) + 1))
+    return tl__lake_fail(err, errcap, "query too long");
+  return 0;
+}
+
 int tl_session_open(tl_session **out, tl_lake *l, int64_t begin, int64_t end,
                     char *err, size_t errcap) {
   err[0] = 0;
@@ -271,7 +465,7 @@ int tl_session_open(tl_session **out, tl_lake *l, int64_t begin, int64_t end,
            pp, pp);
   if ((rc = tl__duck_exec(s->c, sql, err, errcap)))
     goto fail;
-  for (int i = 0; i < TL_NVIEWS && !rc; i++)
+  for (int i = 0; i < TL_NVIEWS_GLOBAL && !rc; i++)
     rc = create_view(s, &tl__views[i], err, errcap);
   if (rc)
     goto fail;
@@ -449,12 +643,19 @@ static void print_result(duckdb_result *r, const duckdb_type *types, int format,
   free(w);
 }
 
-int tl_session_print(tl_session *s, const char *sql, int format, FILE *out,
+int tl_session_print(tl_session *s, const char *user_sql, int format, FILE *out,
                      char *err, size_t errcap) {
   duckdb_extracted_statements ex = NULL;
-  idx_t n = duckdb_extract_statements(s->c, sql, &ex);
-  int rc = TL_EINVAL;
   duckdb_prepared_statement ps = NULL;
+  int rc = TL_EINVAL;
+  tl_bytes rewritten;
+  tl_bytes_init(&rewritten, (size_t)16 << 20);
+  if (rewrite_instances(s, user_sql, &rewritten, err, errcap)) {
+    tl_bytes_free(&rewritten);
+    return TL_EINVAL;
+  }
+  const char *sql = (const char *)rewritten.p;
+  idx_t n = duckdb_extract_statements(s->c, sql, &ex);
   if (n == 0) {
     const char *e = duckdb_extract_statements_error(ex);
     snprintf(err, errcap, "%s", e && *e ? e : "empty query");
@@ -522,5 +723,6 @@ int tl_session_print(tl_session *s, const char *sql, int format, FILE *out,
 out:
   duckdb_destroy_prepare(&ps);
   duckdb_destroy_extracted(&ex);
+  tl_bytes_free(&rewritten);
   return rc;
 }

@@ -355,4 +355,96 @@ TEST(engine_refuses_server_files) {
   teardown();
 }
 
+static void inner(void) {
+  TL_SPAN_FN();
+}
+
+static void outer(int n) {
+  TL_SPAN_FN();
+  for (int i = 0; i < n; i++)
+    inner();
+}
+
+static tl_async_span handed[2];
+
+static void *end_async(void *arg) {
+  (void)arg;
+  TL_ASYNC_END(handed[1]);
+  TL_ASYNC_END(handed[0]);
+  return NULL;
+}
+
+/* Both per-instance views, materialized just in time: the thread's call
+ * tree with exact parents and depths, and async spans begun on one thread
+ * and ended on another. */
+TEST(per_instance_views) {
+  setup();
+  for (int i = 0; i < 100; i++)
+    outer(3);
+  handed[0] = TL_ASYNC_BEGIN("request", TL_ASYNC_ROOT);
+  handed[1] = TL_ASYNC_BEGIN("query", handed[0]);
+  pthread_t t;
+  CHECK_EQ(pthread_create(&t, NULL, end_async, NULL), 0);
+  pthread_join(t, NULL);
+  TL_INFO("instance log");
+  tl_flush();
+  uint8_t pid[16];
+  char p[37];
+  CHECK_EQ(tl_process_id(pid), 0);
+  tl_uuid_format(pid, p);
+  /* This thread's cpu stream. */
+  char sql[1024];
+  snprintf(sql, sizeof sql,
+           "SELECT stream_id FROM streams WHERE process_id = '%s' AND "
+           "list_contains(tags, 'cpu') AND list_filter(properties, x -> x.key "
+           "= 'thread-id')[1].value = '%d'",
+           p, (int)gettid());
+  char *r = query(sql);
+  char sid[64] = "";
+  CHECK(sscanf(r, "stream_id\n%63s", sid) == 1);
+  free(r);
+  snprintf(sql, sizeof sql,
+           "SELECT name, depth, count(*) AS n, count(DISTINCT id) AS ids FROM "
+           "view_instance('thread_spans', '%s') GROUP BY ALL ORDER BY depth",
+           sid);
+  CHECK_QUERY(sql, "name,depth,n,ids\nouter,0,100,100\ninner,1,300,300\n");
+  /* Every inner span's parent is an outer span that contains it. */
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) AS bad FROM view_instance('thread_spans', '%s') c "
+           "LEFT JOIN view_instance('thread_spans', '%s') o ON c.parent = "
+           "o.id WHERE c.name = 'inner' AND (o.name IS DISTINCT FROM 'outer' "
+           "OR c.begin < o.begin OR c.end > o.end OR c.duration < 0)",
+           sid, sid);
+  CHECK_QUERY(sql, "bad\n0\n");
+  snprintf(sql, sizeof sql,
+           "SELECT event_type, name, depth, parent_span_id = 0 AS root, "
+           "count(DISTINCT stream_id) AS streams FROM view_instance("
+           "'async_events', '%s') GROUP BY ALL ORDER BY event_type, depth",
+           p);
+  CHECK_QUERY(sql, "event_type,name,depth,root,streams\n"
+                   "begin,request,0,true,1\nbegin,query,1,false,1\n"
+                   "end,request,0,true,1\nend,query,1,false,1\n");
+  snprintf(sql, sizeof sql,
+           "SELECT (SELECT span_id FROM view_instance('async_events', '%s') "
+           "WHERE name = 'request' AND event_type = 'begin') = (SELECT "
+           "parent_span_id FROM view_instance('async_events', '%s') WHERE name "
+           "= 'query' AND event_type = 'end') AS linked",
+           p, p);
+  CHECK_QUERY(sql, "linked\ntrue\n");
+  snprintf(sql, sizeof sql,
+           "SELECT msg FROM view_instance('log_entries', '%s') WHERE target = "
+           "'tests::query'",
+           p);
+  CHECK_QUERY(sql, "msg\ninstance log\n");
+  char err[512];
+  r = query_range("SELECT * FROM view_instance('thread_spans', 42)", INT64_MIN,
+                  INT64_MAX, err, sizeof err);
+  CHECK(r == NULL && strstr(err, "two string literals"));
+  r = query_range("SELECT * FROM view_instance('nope', "
+                  "'6a3da82f-2ffd-401b-a355-dd1d60584bd3')",
+                  INT64_MIN, INT64_MAX, err, sizeof err);
+  CHECK(r == NULL && strstr(err, "unknown view"));
+  teardown();
+}
+
 TL_TEST_MAIN()

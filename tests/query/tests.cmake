@@ -6,7 +6,8 @@ set(TL_QUERY_TESTS
   empty_lake_and_empty_ranges
   read_your_writes
   time_range_prunes_partitions
-  engine_refuses_server_files)
+  engine_refuses_server_files
+  per_instance_views)
 add_executable(test_query query/test_query.c)
 target_link_libraries(test_query PRIVATE tl_query tl_server tracelake_static)
 target_include_directories(test_query PRIVATE ${PROJECT_SOURCE_DIR}/tests)
