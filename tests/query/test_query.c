@@ -5,6 +5,7 @@
  * files. TL_TEST_CATALOG=pg runs the same tests on PostgreSQL. */
 #define TL_TARGET "tests::query"
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -352,6 +353,90 @@ TEST(engine_refuses_server_files) {
   /* And the session still works. */
   CHECK_QUERY("SELECT count(*) AS n FROM log_entries WHERE msg = 'x'",
               "n\n1\n");
+  teardown();
+}
+
+/* A process with thousands of small blocks: every event comes back once. */
+TEST(process_with_thousands_of_blocks) {
+  snprintf(data, sizeof data, "/tmp/tl-query-XXXXXX");
+  CHECK(mkdtemp(data) != NULL);
+  char spec[600], err[512];
+  catalog_spec(spec, sizeof spec);
+  CHECK_EQ(tl_catalog_open(&cat, spec, err, sizeof err), 0);
+  CHECK_EQ(tl_store_open(&store, data), 0);
+  CHECK_EQ(tl_ingest_open(&ig, cat, store), 0);
+  CHECK_EQ(tl_lake_open(&lake, cat, store, err, sizeof err), 0);
+  tl_config cfg = {0};
+  cfg.flags = TL_CONFIG_NO_ENV;
+  cfg.buffer_size = 4096; /* about 170 metrics a block */
+  cfg.sink = tl_ingest_sink;
+  cfg.sink_ctx = ig;
+  CHECK_EQ(tl_init(&cfg), 0);
+  enum { N = 400000 };
+  for (int i = 0; i < N; i++)
+    TL_IMETRIC("seq", "count", i);
+  tl_flush();
+  tl_stats st;
+  tl_stats_get(&st);
+  CHECK_U64(st.events_recorded, N);
+  CHECK(st.blocks >= 2000);
+  char *r = query("SELECT count(*) AS n, count(DISTINCT value) AS d, "
+                  "sum(value) AS total, count(DISTINCT block_id) AS blocks "
+                  "FROM measures WHERE name = 'seq'");
+  unsigned long long n = 0, nd = 0, nb = 0;
+  double total = 0;
+  CHECK(sscanf(r, "n,d,total,blocks\n%llu,%llu,%lf,%llu", &n, &nd, &total,
+               &nb) == 4);
+  free(r);
+  CHECK_U64(n, N);
+  CHECK_U64(nd, N);
+  CHECK(total == (double)N * (N - 1) / 2);
+  CHECK(nb >= 2000);
+  teardown();
+}
+
+static atomic_int writer_stop;
+static atomic_long acknowledged;
+
+static void *keep_writing(void *arg) {
+  (void)arg;
+  for (long round = 1; !atomic_load(&writer_stop); round++) {
+    for (int i = 0; i < 100; i++)
+      TL_INFO("concurrent");
+    tl_flush();
+    atomic_store(&acknowledged, round * 100);
+  }
+  return NULL;
+}
+
+/* Queries while blocks keep arriving: each sees at least what was
+ * acknowledged before it started and never less than the previous one; the
+ * final count is exact. */
+TEST(concurrent_ingest_while_querying) {
+  setup();
+  pthread_t t;
+  CHECK_EQ(pthread_create(&t, NULL, keep_writing, NULL), 0);
+  long last = 0;
+  for (int q = 0; q < 25; q++) {
+    long before = atomic_load(&acknowledged);
+    char *r = query("SELECT count(*) AS n FROM log_entries WHERE msg = "
+                    "'concurrent'");
+    long n = -1;
+    CHECK(sscanf(r, "n\n%ld", &n) == 1);
+    free(r);
+    if (n < before || n < last)
+      FAILF("query %d saw %ld rows; %ld were acknowledged before it, the "
+            "previous query saw %ld",
+            q, n, before, last);
+    last = n;
+  }
+  atomic_store(&writer_stop, 1);
+  pthread_join(t, NULL);
+  char want[64];
+  snprintf(want, sizeof want, "n\n%ld\n", atomic_load(&acknowledged));
+  CHECK_QUERY("SELECT count(*) AS n FROM log_entries WHERE msg = 'concurrent'",
+              want);
+  CHECK(last > 0);
   teardown();
 }
 

@@ -7,7 +7,9 @@ set(TL_QUERY_TESTS
   read_your_writes
   time_range_prunes_partitions
   engine_refuses_server_files
-  per_instance_views)
+  per_instance_views
+  process_with_thousands_of_blocks
+  concurrent_ingest_while_querying)
 add_executable(test_query query/test_query.c)
 target_link_libraries(test_query PRIVATE tl_query tl_server tracelake_static)
 target_include_directories(test_query PRIVATE ${PROJECT_SOURCE_DIR}/tests)
