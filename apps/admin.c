@@ -1,5 +1,6 @@
-/* admin.c - `tracelake admin`: retention (retire old blocks in bounded
- * batches, safe while serving) and a summary of what the lake holds. */
+/* admin.c - `tracelake admin`: retention (retire old blocks and partitions
+ * in bounded batches, safe while serving) and a summary of what the lake
+ * holds. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,13 +9,19 @@
 #include "apps.h"
 #include "lake/catalog.h"
 #include "lake/store.h"
+#include "query/lake.h"
 
 static void usage(FILE *o) {
   fprintf(o,
           "usage: tracelake admin <command> [options]\n\n"
-          "  retire --older-than AGE [--batch N]   delete blocks whose end\n"
-          "         time is older than AGE (30d, 12h, 90m, 45s), blobs and\n"
-          "         catalog rows, N per transaction (default 1000)\n"
+          "  retire --older-than AGE [--batch N] [--grace SEC]\n"
+          "         delete blocks whose end time is older than AGE (30d,\n"
+          "         12h, 90m, 45s), blobs and catalog rows, then the\n"
+          "         partitions (Parquet files of the SQL views) whose last\n"
+          "         event is, N per transaction (default 1000). Partition\n"
+          "         files go to the trash and are deleted SEC seconds later\n"
+          "         (default 60: queries in progress may read them) by this\n"
+          "         command or by a running server\n"
           "  stats                                 count processes, streams,\n"
           "         blocks, events and bytes\n\n"
           "Both take --data DIR (default ./tracelake-data) and optionally\n"
@@ -52,6 +59,10 @@ int tl_app_parse_age(const char *s, int64_t *ns) {
 typedef struct retire_ctx {
   tl_store *store;
   uint64_t blobs_failed;
+  /* the files of the partitions retired by the current batch */
+  char **files;
+  size_t nfiles, capfiles;
+  bool oom;
 } retire_ctx;
 
 static void delete_blob(void *ctx, const tl_catalog_block *b) {
@@ -62,13 +73,71 @@ static void delete_blob(void *ctx, const tl_catalog_block *b) {
     r->blobs_failed++;
 }
 
+static void collect_file(void *ctx, const tl_partition *p) {
+  retire_ctx *r = ctx;
+  if (r->nfiles == r->capfiles) {
+    size_t cap = r->capfiles ? r->capfiles * 2 : 1024;
+    char **f = realloc(r->files, cap * sizeof *f);
+    if (!f) {
+      r->oom = true;
+      return;
+    }
+    r->files = f;
+    r->capfiles = cap;
+  }
+  if (!(r->files[r->nfiles] = strdup(p->file)))
+    r->oom = true;
+  else
+    r->nfiles++;
+}
+
+/* Retires the partitions whose last event is before `cutoff`, after the
+ * blocks (docs/catalog.md: a partition retired before its blocks would have
+ * them materialized again). Their files go to the trash, due at `due`. */
+static int retire_partitions(tl_catalog *cat, retire_ctx *r, int64_t cutoff,
+                             unsigned batch, int64_t due, uint64_t *total) {
+  int rc = 0;
+  unsigned n;
+  if (batch > TL_PARTITION_RETIRE_MAX)
+    batch = TL_PARTITION_RETIRE_MAX;
+  do {
+    r->nfiles = 0;
+    rc = tl_catalog_retire_partitions(cat, cutoff, batch, collect_file, r, &n);
+    *total += n;
+    if (r->nfiles) {
+      int trc =
+          tl_trash_add(r->store, due, (const char *const *)r->files, r->nfiles);
+      if (trc) { /* no list: delete them now rather than never */
+        fprintf(stderr, "tracelake admin retire: trash: %s; deleting now\n",
+                tl_strerror(trc));
+        for (size_t i = 0; i < r->nfiles; i++)
+          if (tl_store_delete(r->store, r->files[i]))
+            r->blobs_failed++;
+      }
+    }
+    for (size_t i = 0; i < r->nfiles; i++)
+      free(r->files[i]);
+    if (n)
+      fprintf(stderr, "\rretired %" PRIu64 " partitions", *total);
+  } while (!rc && n > 0);
+  if (*total)
+    fputc('\n', stderr);
+  if (r->oom) /* unreachable files, no row: only wasted space */
+    fprintf(stderr, "tracelake admin retire: out of memory: some partition "
+                    "files were left on disk\n");
+  free(r->files);
+  r->files = NULL;
+  return rc;
+}
+
 int tl_app_admin(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
-  const char *cmd = argv[1], *data = "./tracelake-data", *catalog = NULL;
-  int64_t age = -1;
+  const char *cmd = argv[1], *data = "./tracelake-data", *catalog = NULL,
+             *age_arg = "";
+  int64_t age = -1, grace = TL_TRASH_GRACE_NS;
   unsigned batch = 1000;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -82,10 +151,19 @@ int tl_app_admin(int argc, char **argv) {
     else if (!strcmp(a, "--catalog"))
       catalog = v;
     else if (!strcmp(a, "--older-than")) {
+      age_arg = v;
       if (tl_app_parse_age(v, &age)) {
         fprintf(stderr, "tracelake admin: bad age %s (try 30d, 12h)\n", v);
         return 2;
       }
+    } else if (!strcmp(a, "--grace")) {
+      char *end;
+      unsigned long sec = strtoul(v, &end, 10);
+      if (*end || end == v || sec > 86400) {
+        fprintf(stderr, "tracelake admin: --grace must be 0..86400 s\n");
+        return 2;
+      }
+      grace = (int64_t)sec * 1000000000;
     } else if (!strcmp(a, "--batch")) {
       batch = (unsigned)strtoul(v, NULL, 10);
       if (batch < 1 || batch > 100000) {
@@ -121,9 +199,11 @@ int tl_app_admin(int argc, char **argv) {
              c.processes, c.streams, c.blocks, c.events, c.bytes,
              tl_catalog_backend(cat));
   } else {
-    int64_t cutoff = tl_wall_ns() - age;
-    retire_ctx r = {store, 0};
-    uint64_t total = 0;
+    int64_t now = tl_wall_ns(), cutoff = now - age;
+    retire_ctx r;
+    memset(&r, 0, sizeof r);
+    r.store = store;
+    uint64_t total = 0, parts = 0, deleted = 0;
     unsigned n;
     do {
       rc = tl_catalog_retire_batch(cat, cutoff, batch, delete_blob, &r, &n);
@@ -133,10 +213,22 @@ int tl_app_admin(int argc, char **argv) {
     } while (!rc && n > 0);
     if (total)
       fputc('\n', stderr);
+    if (!rc)
+      rc = retire_partitions(cat, &r, cutoff, batch, now + grace, &parts);
     if (rc)
       fprintf(stderr, "tracelake admin retire: %s\n", tl_catalog_errmsg(cat));
-    printf("retired %" PRIu64 " blocks older than %s%s\n", total, argv[3],
-           r.blobs_failed ? " (some blobs could not be deleted)" : "");
+    /* What is due now: with --grace 0 these partitions' files, and what
+     * earlier merges and retirements left. */
+    int prc = tl_trash_purge(store, tl_wall_ns(), &deleted);
+    if (prc)
+      fprintf(stderr, "tracelake admin retire: purging the trash: %s\n",
+              tl_strerror(prc));
+    printf("retired %" PRIu64 " blocks and %" PRIu64
+           " partitions older than %s; %" PRIu64 " partition files deleted",
+           total, parts, age_arg, deleted);
+    if (parts && grace > 0)
+      printf(" (this run's files in %" PRId64 " s)", grace / 1000000000);
+    printf("%s\n", r.blobs_failed ? "; some files could not be deleted" : "");
   }
   tl_store_close(store);
   tl_catalog_close(cat);

@@ -1,7 +1,8 @@
 /* serve.c - `tracelake serve`: the ingestion service on the embedded default
  * (SQLite catalog and blobs under --data) or on a shared PostgreSQL catalog
- * (--catalog postgresql://...). The server records its own telemetry with
- * libtracelake, stored through the same ingestion path. */
+ * (--catalog postgresql://...), and the lake's maintenance thread
+ * (materialization, merging, trash). The server records its own telemetry
+ * with libtracelake, stored through the same ingestion path. */
 #define TL_TARGET "tracelake::serve"
 #include <errno.h>
 #include <signal.h>
@@ -12,6 +13,7 @@
 
 #include "apps.h"
 #include "ingest/http_server.h"
+#include "query/lake.h"
 #include "tracelake/tracelake.h"
 
 static void usage(FILE *o) {
@@ -28,7 +30,12 @@ static void usage(FILE *o) {
           "                      from FILE ('name key' per line)\n"
           "  --max-body BYTES    request body limit (default 16m)\n"
           "  --http-threads N    worker threads (default 8)\n"
-          "  --http-timeout SEC  drop idle or too slow connections (30)\n");
+          "  --http-timeout SEC  drop idle or too slow connections (30)\n"
+          "  --maintain-interval-ms MS  materialize what was acknowledged\n"
+          "                      every MS ms (default 500; 0: never, then\n"
+          "                      queries materialize what they lack)\n"
+          "  --merge-interval-ms MS     merge small partitions every MS ms\n"
+          "                      (default 10000; 0: never)\n");
 }
 
 int tl_app_parse_hostport(const char *s, char *host, size_t cap,
@@ -93,6 +100,10 @@ int tl_app_serve(int argc, char **argv) {
   char host[256] = "127.0.0.1";
   tl_http_opts o = {0};
   o.port = 9000;
+  tl_maintainer_opts mo = {0};
+  mo.interval_ms = 500;
+  mo.merge_interval_ms = 10000;
+  mo.merge.grace_ns = -1; /* the default */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -132,6 +143,18 @@ int tl_app_serve(int argc, char **argv) {
         fprintf(stderr, "tracelake serve: --http-timeout must be >= 1\n");
         return 2;
       }
+    } else if (!strcmp(a, "--maintain-interval-ms") ||
+               !strcmp(a, "--merge-interval-ms")) {
+      char *end;
+      unsigned long ms = strtoul(v, &end, 10);
+      if (*end || end == v || ms > 86400000) {
+        fprintf(stderr, "tracelake serve: %s must be 0..86400000\n", a);
+        return 2;
+      }
+      if (!strcmp(a, "--maintain-interval-ms"))
+        mo.interval_ms = (unsigned)ms;
+      else
+        mo.merge_interval_ms = (unsigned)ms;
     } else {
       fprintf(stderr, "tracelake serve: unknown option %s (try --help)\n", a);
       return 2;
@@ -160,6 +183,14 @@ int tl_app_serve(int argc, char **argv) {
     return 1;
   }
   tl_store_sweep_temp(store, 3600);
+  tl_lake *lake = NULL;
+  if (tl_lake_open(&lake, cat, store, err, sizeof err)) {
+    fprintf(stderr, "tracelake serve: lake: %s\n", err);
+    tl_store_close(store);
+    tl_catalog_close(cat);
+    tl_keyring_free(keys);
+    return 1;
+  }
   tl_ingest *ig = NULL;
   tl_ingest_open(&ig, cat, store);
 
@@ -181,11 +212,18 @@ int tl_app_serve(int argc, char **argv) {
     fprintf(stderr, "tracelake serve: %s\n", err);
     tl_shutdown();
     tl_ingest_close(ig);
+    tl_lake_close(lake);
     tl_store_close(store);
     tl_catalog_close(cat);
     tl_keyring_free(keys);
     return 1;
   }
+  /* The maintenance thread inherits the blocked signals. Without it the
+   * server still works: queries materialize what they lack. */
+  tl_maintainer *maint = NULL;
+  if (mo.interval_ms && (rc = tl_maintainer_start(&maint, lake, &mo)))
+    fprintf(stderr, "tracelake serve: no maintenance thread: %s\n",
+            tl_strerror(rc));
   printf("tracelake: serving http://%s:%u (data %s, catalog %s%s)\n", host,
          tl_http_port(srv), data, tl_catalog_backend(cat),
          keys ? ", API keys required" : "");
@@ -198,9 +236,12 @@ int tl_app_serve(int argc, char **argv) {
          sig == SIGINT ? "SIGINT" : "SIGTERM");
   fflush(stdout);
   tl_http_stop(srv);
+  /* Before the telemetry, the lake and the catalog it uses go. */
+  tl_maintainer_stop(maint);
   TL_INFO("stopped");
   tl_shutdown();
   tl_ingest_close(ig);
+  tl_lake_close(lake);
   tl_store_close(store);
   tl_catalog_close(cat);
   tl_keyring_free(keys);

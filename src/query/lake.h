@@ -51,4 +51,91 @@ int tl_session_print(tl_session *s, const char *sql, int format, FILE *out,
 /* How many partition files the session's views read (for tests). */
 uint64_t tl_session_files(const tl_session *s);
 
+/* ---- Maintenance (maintain.c) ----------------------------------------------
+ * Materialization writes one small partition per batch; merging rewrites runs
+ * of small partitions of a global view as one, so the number of files a query
+ * opens stays bounded. A session lists its files when it opens and reads them
+ * later, so replaced files are not deleted at once: they go to a trash
+ * (lists under DATA/views/.trash/) and are deleted after a grace period. */
+
+/* Defaults: a partition of at least 64 MiB or 1M rows is never merged, and a
+ * merged partition stays under both; replaced files live 60 s more. */
+#define TL_MERGE_MAX_BYTES ((uint64_t)64 << 20)
+#define TL_MERGE_MAX_ROWS ((uint64_t)1000000)
+#define TL_TRASH_GRACE_NS ((int64_t)60 * 1000000000)
+
+typedef struct tl_merge_opts {
+  uint64_t max_bytes; /* 0: TL_MERGE_MAX_BYTES */
+  uint64_t max_rows;  /* 0: TL_MERGE_MAX_ROWS */
+  /* Replaced files are deleted this long after the commit; < 0: the
+   * default, TL_TRASH_GRACE_NS. */
+  int64_t grace_ns;
+  /* May be NULL; once it is true, the merge stops after the group in
+   * progress. */
+  const _Atomic bool *cancel;
+} tl_merge_opts;
+
+typedef struct tl_merge_stats {
+  uint64_t merges;              /* merged partitions written and recorded */
+  uint64_t replaced;            /* small partitions they replaced */
+  uint64_t rows, blocks, bytes; /* of the merged partitions */
+  /* Merges given up because another compactor (or retention) changed one
+   * of their partitions first. */
+  uint64_t conflicts;
+} tl_merge_stats;
+
+/* Merges small partitions of the global instance of `view` ("log_entries",
+ * "measures"; NULL: every global view). Candidates are the partitions under
+ * both limits of `o` (borrowed; NULL: defaults), in begin_time order, grouped
+ * within a day (of begin_time, like the directories) while the group's total
+ * stays under the limits; a group is merged when it holds at least two
+ * partitions, leaving out its largest members while one has more rows than
+ * the rest together (so each row is rewritten about log2(limit / partition
+ * size) times at most). The merged file is written with DuckDB under the day's
+ * directory (temp file, fsync, rename, fsync of the directory), recorded
+ * with tl_catalog_replace_partitions, and the old files are put in the
+ * trash; if another compactor won (TL_ECONFLICT), the new file is deleted
+ * and the merge counted in `conflicts`. Safe to run from several threads
+ * and servers at once. At most 16384 candidates per call. Adds to *st (may
+ * be NULL). Returns 0, TL_EINVAL (unknown view), or TL_EIO/TL_EUNAVAILABLE
+ * with `err` set. */
+int tl_lake_merge_with(tl_lake *l, const char *view, const tl_merge_opts *o,
+                       tl_merge_stats *st, char *err, size_t errcap);
+/* tl_lake_merge_with with the default options; *st (may be NULL) gets
+ * blocks moved, rows and bytes rewritten, and merged partitions written. */
+int tl_lake_merge(tl_lake *l, const char *view, char *err, size_t errcap,
+                  tl_materialize_stats *st);
+
+/* Queues `files[0..n)` (paths relative to the store's root, under views/,
+ * borrowed) for deletion at `due` (UTC ns): one list written durably as
+ * DATA/views/.trash/<due>-<uuid>.list. Returns 0 or a TL_E* code of
+ * tl_store_put. Thread-safe. */
+int tl_trash_add(tl_store *store, int64_t due, const char *const *files,
+                 size_t n);
+/* Deletes the files of every trash list due at or before `now` (UTC ns),
+ * then the list; adds the number of files removed to *deleted (may be NULL).
+ * Safe with several purgers on the same directory. Returns 0, or TL_EIO
+ * when a file could not be removed (its list is kept for the next call). */
+int tl_trash_purge(tl_store *store, int64_t now, uint64_t *deleted);
+
+/* The maintenance thread of `tracelake serve`: every `interval_ms`, it
+ * materializes what was acknowledged, every `merge_interval_ms` (0: never)
+ * merges the global views' small partitions, and it purges the trash. It
+ * reports its work with the process's own telemetry (counters maintain_*,
+ * durations in ticks) and warns on errors; an error never stops it. */
+typedef struct tl_maintainer tl_maintainer;
+typedef struct tl_maintainer_opts {
+  unsigned interval_ms;       /* > 0 */
+  unsigned merge_interval_ms; /* 0: no merging */
+  tl_merge_opts merge;        /* `cancel` is set by the maintainer */
+} tl_maintainer_opts;
+
+/* Starts the thread over `l` (borrowed: it must outlive the maintainer);
+ * `o` is copied. Returns 0, TL_EINVAL or TL_ENOMEM. */
+int tl_maintainer_start(tl_maintainer **out, tl_lake *l,
+                        const tl_maintainer_opts *o);
+/* Stops the thread: a materialization in progress finishes, a merge stops
+ * after its current group. Accepts NULL. */
+void tl_maintainer_stop(tl_maintainer *m);
+
 #endif

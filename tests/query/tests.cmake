@@ -23,3 +23,35 @@ foreach(t ${TL_QUERY_TESTS})
       FIXTURES_REQUIRED pg LABELS "query;pg" ENVIRONMENT "${TL_PG_ENV}")
   endif()
 endforeach()
+
+# The lake's maintenance (test_maintain.c): merging, the trash and its grace
+# period, the maintenance loop of the real `tracelake serve`, retention of
+# partitions, and the freshness figure. It reuses the ingestion tests'
+# harness (servers, tools, a fresh PostgreSQL database per lake).
+set(TL_MAINTAIN_TESTS
+  merge_bounds_file_count_and_keeps_every_row_once
+  merge_leaves_out_a_partition_larger_than_the_rest
+  merged_files_outlive_sessions_for_the_grace_period
+  merge_with_a_missing_file_fails_that_run_only
+  concurrent_merges_keep_rows_and_leave_no_orphan_file
+  retire_removes_old_partitions_files_and_rows
+  serve_materializes_and_merges_without_queries
+  serve_without_maintenance_materializes_nothing_by_itself
+  freshness_figure)
+add_executable(test_maintain query/test_maintain.c ingest/harness.c)
+target_link_libraries(test_maintain PRIVATE tl_query tl_server
+                                            tracelake_static)
+target_include_directories(test_maintain PRIVATE ${PROJECT_SOURCE_DIR}/tests)
+target_compile_definitions(test_maintain PRIVATE
+  TL_TRACELAKE_EXE="$<TARGET_FILE:tracelake>")
+add_dependencies(test_maintain tracelake)
+foreach(t ${TL_MAINTAIN_TESTS})
+  add_test(NAME test_maintain.${t} COMMAND test_maintain ${t})
+  set_tests_properties(test_maintain.${t} PROPERTIES TIMEOUT 300
+    LABELS query ENVIRONMENT "TL_TEST_CATALOG=sqlite")
+  if(TL_PG_AVAILABLE)
+    add_test(NAME test_maintain.pg_${t} COMMAND test_maintain ${t})
+    set_tests_properties(test_maintain.pg_${t} PROPERTIES TIMEOUT 300
+      FIXTURES_REQUIRED pg LABELS "query;pg" ENVIRONMENT "${TL_PG_ENV}")
+  endif()
+endforeach()

@@ -1,0 +1,674 @@
+/* maintain.c - keeping the lake small and fresh: merging runs of small
+ * partitions of the global views into larger ones, the trash that deletes
+ * replaced files once no session can still be reading them, and the
+ * maintenance thread of `tracelake serve`. See docs/lakehouse.md,
+ * "Maintenance". */
+#define TL_TARGET "tracelake::maintain"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lake_impl.h"
+#include "tracelake/tracelake.h"
+
+#define DAY_NS ((int64_t)86400 * 1000000000)
+#define MAX_CANDIDATES 16384
+#define MAX_TRASH_LIST ((size_t)64 << 20)
+#define TRASH_DIR "views/.trash"
+#define STOP_WALK 1 /* a positive code: the walk stopped on purpose */
+
+/* ---- Files ------------------------------------------------------------- */
+
+static int mkdirs(const char *path) {
+  char buf[4400];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++)
+    if (*p == '/') {
+      *p = 0;
+      if (mkdir(buf, 0755) && errno != EEXIST)
+        return TL_EIO;
+      *p = '/';
+    }
+  if (mkdir(buf, 0755) && errno != EEXIST)
+    return TL_EIO;
+  return 0;
+}
+
+/* Makes a written file durable under its final name: fsync, rename, fsync
+ * of the directory (as lake.c publishes a partition). */
+static int publish(const char *tmp, const char *path) {
+  int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return TL_EIO;
+  int bad = fsync(fd);
+  close(fd);
+  if (bad || rename(tmp, path))
+    return TL_EIO;
+  char dir[4400];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash)
+    *slash = 0;
+  int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d < 0)
+    return TL_EIO;
+  bad = fsync(d);
+  close(d);
+  return bad ? TL_EIO : 0;
+}
+
+/* A partition file as the materializer names them: relative, under views/,
+ * a .parquet, never leaving the data directory. Anything else in the
+ * catalog is left alone (neither read nor deleted). */
+static bool partition_file_ok(const char *f) {
+  size_t n = strlen(f);
+  return !strncmp(f, "views/", 6) && n > 14 && !strcmp(f + n - 8, ".parquet") &&
+         !strstr(f, "..") && !strstr(f, "/.trash/");
+}
+
+/* Appends the SQL string literal of a + s, quotes doubled. */
+static int append_literal(tl_bytes *b, const char *a, const char *s) {
+  int rc = tl_bytes_append(b, "'", 1);
+  for (int part = 0; part < 2; part++)
+    for (const char *p = part ? s : a; !rc && *p; p++)
+      rc = *p == '\'' ? tl_bytes_append(b, "''", 2) : tl_bytes_append(b, p, 1);
+  return rc ? rc : tl_bytes_append(b, "'", 1);
+}
+
+/* ---- The trash ------------------------------------------------------------
+ * A list per merge (or retirement batch): DATA/views/.trash/<due>-<uuid>.list
+ * with one file (relative to DATA) a line. It survives restarts, and any
+ * server sharing the data directory may purge it. */
+
+int tl_trash_add(tl_store *store, int64_t due, const char *const *files,
+                 size_t n) {
+  if (!n)
+    return 0;
+  tl_bytes b;
+  tl_bytes_init(&b, MAX_TRASH_LIST);
+  int rc = 0;
+  for (size_t i = 0; i < n && !rc; i++)
+    if (!(rc = tl_bytes_append(&b, files[i], strlen(files[i]))))
+      rc = tl_bytes_append(&b, "\n", 1);
+  if (!rc) {
+    uint8_t id[16];
+    char uuid[37], key[128];
+    tl_uuid_v4(id);
+    tl_uuid_format(id, uuid);
+    snprintf(key, sizeof key, TRASH_DIR "/%020" PRId64 "-%s.list",
+             due < 0 ? 0 : due, uuid);
+    rc = tl_store_put(store, key, b.p, b.len);
+  }
+  tl_bytes_free(&b);
+  return rc;
+}
+
+/* Deletes the files of one list; 0 when none is left. */
+static int purge_list(tl_store *store, const char *key, uint64_t *deleted) {
+  uint8_t *p = NULL;
+  size_t n = 0;
+  int rc = tl_store_get(store, key, MAX_TRASH_LIST, &p, &n);
+  if (rc == TL_ENOTFOUND) /* another purger took it */
+    return 0;
+  if (rc)
+    return rc;
+  const char *root = tl_store_root(store);
+  size_t start = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] != '\n')
+      continue;
+    p[i] = 0;
+    const char *f = (const char *)p + start;
+    start = i + 1;
+    if (!partition_file_ok(f))
+      continue;
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", root, f);
+    if (!unlink(path)) {
+      if (deleted)
+        (*deleted)++;
+    } else if (errno != ENOENT) {
+      rc = TL_EIO;
+    }
+  }
+  free(p);
+  if (!rc)
+    rc = tl_store_delete(store, key);
+  return rc;
+}
+
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int tl_trash_purge(tl_store *store, int64_t now, uint64_t *deleted) {
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%s/" TRASH_DIR, tl_store_root(store));
+  DIR *d = opendir(dir);
+  if (!d)
+    return errno == ENOENT ? 0 : TL_EIO;
+  char **due = NULL;
+  size_t ndue = 0, cap = 0;
+  int rc = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) && !rc) {
+    /* <20 digits>-<uuid>.list; temp files of tl_store_put are swept by
+     * tl_store_sweep_temp. */
+    const char *name = e->d_name;
+    size_t len = strlen(name);
+    if (len < 26 || name[20] != '-' || strcmp(name + len - 5, ".list"))
+      continue;
+    char *end;
+    long long t = strtoll(name, &end, 10);
+    if (end != name + 20 || t > now)
+      continue;
+    if (ndue == cap) {
+      size_t c = cap ? cap * 2 : 16;
+      char **g = realloc(due, c * sizeof *g);
+      if (!g) {
+        rc = TL_ENOMEM;
+        break;
+      }
+      due = g;
+      cap = c;
+    }
+    if (!(due[ndue] = strdup(name)))
+      rc = TL_ENOMEM;
+    else
+      ndue++;
+  }
+  closedir(d);
+  if (ndue)
+    qsort(due, ndue, sizeof *due, cmp_names); /* oldest first */
+  for (size_t i = 0; i < ndue; i++) {
+    char key[512];
+    snprintf(key, sizeof key, TRASH_DIR "/%s", due[i]);
+    int lrc = purge_list(store, key, deleted);
+    if (lrc && !rc)
+      rc = lrc;
+    free(due[i]);
+  }
+  free(due);
+  return rc;
+}
+
+/* ---- Merging ----------------------------------------------------------- */
+
+typedef struct candidates {
+  tl_partition *p;
+  size_t n, cap;
+  uint64_t max_bytes, max_rows;
+} candidates;
+
+static int collect_small(void *ctx, const tl_partition *p) {
+  candidates *c = ctx;
+  if (p->file_size >= c->max_bytes || p->nb_rows >= c->max_rows ||
+      !partition_file_ok(p->file))
+    return 0;
+  if (c->n == c->cap) {
+    if (c->cap == MAX_CANDIDATES)
+      return STOP_WALK; /* the rest next time */
+    size_t cap = c->cap ? c->cap * 4 : 256;
+    if (cap > MAX_CANDIDATES)
+      cap = MAX_CANDIDATES;
+    tl_partition *g = realloc(c->p, cap * sizeof *g);
+    if (!g)
+      return TL_ENOMEM;
+    c->p = g;
+    c->cap = cap;
+  }
+  c->p[c->n++] = *p;
+  return 0;
+}
+
+/* The day directory of a partition, as lake.c computes it. */
+static int64_t day_of(int64_t t) {
+  return t / DAY_NS;
+}
+
+static int by_rows_desc(const void *a, const void *b) {
+  const tl_partition *x = *(tl_partition *const *)a;
+  const tl_partition *y = *(tl_partition *const *)b;
+  if (x->nb_rows != y->nb_rows)
+    return x->nb_rows > y->nb_rows ? -1 : 1;
+  return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Writes the rows of partitions m[0..k) as one Parquet file, records it in
+ * place of them and trashes their files. */
+static int merge_group(tl_lake *l, const tl_view_def *v, tl_partition **m,
+                       size_t k, int64_t grace_ns, tl_merge_stats *st,
+                       char *err, size_t errcap) {
+  tl_partition part;
+  memset(&part, 0, sizeof part);
+  snprintf(part.view_name, sizeof part.view_name, "%s", v->name);
+  snprintf(part.instance, sizeof part.instance, TL_INSTANCE_GLOBAL);
+  part.begin_time = INT64_MAX;
+  part.end_time = INT64_MIN;
+  part.min_insert_time = INT64_MAX;
+  part.max_insert_time = INT64_MIN;
+  int64_t *ids = malloc(k * sizeof *ids);
+  const char **old = malloc(k * sizeof *old);
+  tl_bytes sql;
+  tl_bytes_init(&sql, (size_t)16 << 20);
+  int rc = 0;
+  if (!ids || !old) {
+    rc = tl__lake_fail(err, errcap, "out of memory");
+    goto out;
+  }
+  rc = tl_bytes_append(&sql, "COPY (SELECT * FROM read_parquet([", 34);
+  for (size_t i = 0; i < k && !rc; i++) {
+    tl_partition *p = m[i];
+    ids[i] = p->id;
+    old[i] = p->file;
+    part.nb_rows += p->nb_rows;
+    part.nb_blocks += p->nb_blocks;
+    if (p->begin_time < part.begin_time)
+      part.begin_time = p->begin_time;
+    if (p->end_time > part.end_time)
+      part.end_time = p->end_time;
+    if (p->min_insert_time < part.min_insert_time)
+      part.min_insert_time = p->min_insert_time;
+    if (p->max_insert_time > part.max_insert_time)
+      part.max_insert_time = p->max_insert_time;
+    if (i)
+      rc = tl_bytes_append(&sql, ", ", 2);
+    if (!rc) {
+      char prefix[2100];
+      snprintf(prefix, sizeof prefix, "%s/", l->data);
+      rc = append_literal(&sql, prefix, p->file);
+    }
+  }
+  uint8_t fid[16];
+  char fname[37];
+  tl_uuid_v4(fid);
+  tl_uuid_format(fid, fname);
+  int64_t day = day_of(part.begin_time);
+  snprintf(part.file, sizeof part.file,
+           "views/%s/" TL_INSTANCE_GLOBAL "/%" PRId64 "/%s.parquet", v->name,
+           day, fname);
+  char dir[4200], path[4400], tmp[4400], tail[512];
+  snprintf(dir, sizeof dir, "%s/views/%s/" TL_INSTANCE_GLOBAL "/%" PRId64,
+           l->data, v->name, day);
+  snprintf(path, sizeof path, "%s/%s", l->data, part.file);
+  snprintf(tmp, sizeof tmp, "%s/.tmp-%s.parquet", dir, fname);
+  int n = snprintf(tail, sizeof tail, "]) ORDER BY %s) TO ", v->order);
+  if (!rc)
+    rc = tl_bytes_append(&sql, tail, (size_t)n);
+  if (!rc)
+    rc = append_literal(&sql, "", tmp);
+  static const char opts[] =
+      " (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)";
+  if (!rc)
+    rc = tl_bytes_append(&sql, opts, sizeof opts); /* with the NUL */
+  if (rc) {
+    rc = tl__lake_fail(err, errcap, "merge: SQL too long (%zu files)", k);
+    goto out;
+  }
+  if (mkdirs(dir)) {
+    rc = tl__lake_fail(err, errcap, "cannot create %s", dir);
+    goto out;
+  }
+
+  /* DuckDB reads the small files and writes the merged one, sorted. */
+  duckdb_connection c;
+  if (duckdb_connect(l->db, &c) == DuckDBError) {
+    rc = tl__lake_fail(err, errcap, "duckdb: cannot connect");
+    goto out;
+  }
+  duckdb_result r;
+  if (duckdb_query(c, (const char *)sql.p, &r) == DuckDBError) {
+    rc = tl__lake_fail(err, errcap, "merge: %s", duckdb_result_error(&r));
+  } else {
+    /* COPY answers the number of rows written: all of them, or none. */
+    int64_t written = duckdb_value_int64(&r, 0, 0);
+    if ((uint64_t)written != part.nb_rows)
+      rc = tl__lake_fail(err, errcap,
+                         "merge of %zu %s partitions wrote %" PRId64
+                         " rows, the catalog says %" PRIu64,
+                         k, v->name, written, part.nb_rows);
+  }
+  duckdb_destroy_result(&r);
+  duckdb_disconnect(&c);
+  if (!rc && publish(tmp, path))
+    rc = tl__lake_fail(err, errcap, "cannot publish %s", path);
+  if (rc) {
+    unlink(tmp);
+    goto out;
+  }
+  struct stat sst;
+  part.file_size = stat(path, &sst) ? 0 : (uint64_t)sst.st_size;
+  part.created_time = tl_wall_ns();
+
+  /* A lost connection leaves the outcome unknown; the same call again is
+   * safe (the file names the partition). */
+  for (int attempt = 0;; attempt++) {
+    rc = tl_catalog_replace_partitions(l->cat, ids, (unsigned)k, &part);
+    if (rc != TL_EUNAVAILABLE || attempt == 2)
+      break;
+    usleep(200 * 1000);
+  }
+  if (rc == TL_ECONFLICT) { /* another compactor, or retention, came first */
+    unlink(path);
+    if (st)
+      st->conflicts++;
+    rc = 0;
+    goto out;
+  }
+  if (rc) {
+    tl__lake_fail(err, errcap, "catalog: %s", tl_catalog_errmsg(l->cat));
+    /* Unknown outcome: keep the file, which may now be the partition (an
+     * unreferenced file is only wasted space). Refused: delete it. */
+    if (rc != TL_EUNAVAILABLE)
+      unlink(path);
+    goto out;
+  }
+  if (st) {
+    st->merges++;
+    st->replaced += k;
+    st->rows += part.nb_rows;
+    st->blocks += part.nb_blocks;
+    st->bytes += part.file_size;
+  }
+  /* Sessions opened before the commit may still read the old files. */
+  int trc = tl_trash_add(l->store, tl_wall_ns() + grace_ns, old, k);
+  if (trc) {
+    /* Rather than leak them forever: they would be left on disk with no
+     * row pointing at them. */
+    rc = tl__lake_fail(err, errcap,
+                       "merged, but cannot trash the %zu old files: %s", k,
+                       tl_strerror(trc));
+  }
+out:
+  tl_bytes_free(&sql);
+  free(ids);
+  free(old);
+  return rc;
+}
+
+/* Merges one run of candidates [0, k) (same day, under the limits
+ * together), leaving out its largest members while one has more rows than
+ * the others together: a row is then rewritten only when the partition it
+ * is in at least doubles, about log2(limit / partition size) times in all.
+ * Rows, not bytes: a small file's size is mostly fixed overhead. */
+static int merge_run(tl_lake *l, const tl_view_def *v, tl_partition *run,
+                     size_t k, int64_t grace_ns, tl_merge_stats *st, char *err,
+                     size_t errcap) {
+  if (k < 2)
+    return 0;
+  tl_partition **m = malloc(k * sizeof *m);
+  if (!m)
+    return tl__lake_fail(err, errcap, "out of memory");
+  uint64_t rest = 0;
+  for (size_t i = 0; i < k; i++) {
+    m[i] = &run[i];
+    rest += run[i].nb_rows;
+  }
+  qsort(m, k, sizeof *m, by_rows_desc);
+  size_t first = 0;
+  for (; k - first >= 2; first++) {
+    rest -= m[first]->nb_rows;
+    if (rest >= m[first]->nb_rows)
+      break;
+  }
+  int rc = 0;
+  if (k - first >= 2)
+    rc = merge_group(l, v, m + first, k - first, grace_ns, st, err, errcap);
+  free(m);
+  return rc;
+}
+
+static int merge_view(tl_lake *l, const tl_view_def *v, const tl_merge_opts *o,
+                      tl_merge_stats *st, char *err, size_t errcap) {
+  candidates c;
+  memset(&c, 0, sizeof c);
+  c.max_bytes = o && o->max_bytes ? o->max_bytes : TL_MERGE_MAX_BYTES;
+  c.max_rows = o && o->max_rows ? o->max_rows : TL_MERGE_MAX_ROWS;
+  int64_t grace = o && o->grace_ns >= 0 ? o->grace_ns : TL_TRASH_GRACE_NS;
+  int rc = tl_catalog_list_partitions(l->cat, v->name, TL_INSTANCE_GLOBAL,
+                                      INT64_MIN, INT64_MAX, collect_small, &c);
+  if (rc == STOP_WALK)
+    rc = 0;
+  if (rc) {
+    free(c.p);
+    return rc == TL_ENOMEM ? tl__lake_fail(err, errcap, "out of memory")
+                           : tl__lake_fail(err, errcap, "catalog: %s",
+                                           tl_catalog_errmsg(l->cat));
+  }
+  /* Runs: consecutive candidates (by begin_time) of one day whose totals
+   * stay under the limits. A run that fails (say a file was removed by
+   * hand) does not keep the later ones from merging: the first error is
+   * returned at the end. */
+  size_t i = 0;
+  while (i < c.n) {
+    if (o && o->cancel && *o->cancel)
+      break;
+    int64_t day = day_of(c.p[i].begin_time);
+    uint64_t bytes = 0, rows = 0;
+    size_t j = i;
+    while (j < c.n && j - i < TL_PARTITION_MAX_REPLACE &&
+           day_of(c.p[j].begin_time) == day &&
+           bytes + c.p[j].file_size < c.max_bytes &&
+           rows + c.p[j].nb_rows < c.max_rows) {
+      bytes += c.p[j].file_size;
+      rows += c.p[j].nb_rows;
+      j++;
+    }
+    if (j == i) /* cannot happen (every candidate is under the limits) */
+      j = i + 1;
+    char run_err[1024];
+    int rrc =
+        merge_run(l, v, c.p + i, j - i, grace, st, run_err, sizeof run_err);
+    if (rrc && !rc) {
+      rc = rrc;
+      snprintf(err, errcap, "%s", run_err);
+    }
+    i = j;
+  }
+  free(c.p);
+  return rc;
+}
+
+int tl_lake_merge_with(tl_lake *l, const char *view, const tl_merge_opts *o,
+                       tl_merge_stats *st, char *err, size_t errcap) {
+  err[0] = 0;
+  bool found = false;
+  int rc = 0;
+  for (int i = 0; i < TL_NVIEWS; i++) {
+    const tl_view_def *v = &tl__views[i];
+    if (v->scope != TL_SCOPE_ALL || (view && strcmp(view, v->name)))
+      continue;
+    found = true;
+    char view_err[1024];
+    int vrc = merge_view(l, v, o, st, view_err, sizeof view_err);
+    if (vrc && !rc) { /* the first error; the other views still merge */
+      rc = vrc;
+      snprintf(err, errcap, "%s: %s", v->name, view_err);
+    }
+  }
+  if (!found) {
+    snprintf(err, errcap, "no global view named %s", view ? view : "?");
+    return TL_EINVAL;
+  }
+  return rc;
+}
+
+int tl_lake_merge(tl_lake *l, const char *view, char *err, size_t errcap,
+                  tl_materialize_stats *st) {
+  tl_merge_stats ms;
+  memset(&ms, 0, sizeof ms);
+  int rc = tl_lake_merge_with(l, view, NULL, &ms, err, errcap);
+  if (st) {
+    st->blocks += ms.blocks;
+    st->rows += ms.rows;
+    st->partitions += ms.merges;
+    st->bytes += ms.bytes;
+  }
+  return rc;
+}
+
+/* ---- The maintenance thread ---------------------------------------------- */
+
+struct tl_maintainer {
+  tl_lake *l;
+  tl_maintainer_opts o;
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  _Atomic bool stop;
+  uint64_t last_warn; /* tl_mono_ns of the last warning */
+  /* Materialization since the last report. */
+  tl_materialize_stats mat;
+  uint64_t mat_cycles, mat_ticks, deleted;
+};
+
+/* Materialization is reported every 10 s rather than every cycle: the
+ * server's telemetry is itself materialized, so a report per cycle would
+ * give an idle server a partition per cycle, forever. */
+#define REPORT_NS ((uint64_t)10 * 1000000000)
+
+/* One warning per 10 s at most: a catalog that is down for an hour would
+ * otherwise log a line per cycle. Every error is counted. */
+static void warn(tl_maintainer *m, const char *what, const char *err) {
+  TL_IMETRIC("maintain_errors", "count", 1);
+  uint64_t now = tl_mono_ns();
+  if (m->last_warn && now - m->last_warn < REPORT_NS)
+    return;
+  m->last_warn = now;
+  TL_WARN("maintenance: %s: %s", what, err);
+}
+
+static void report(tl_maintainer *m) {
+  if (m->mat_cycles) {
+    TL_IMETRIC("maintain_materialize_cycles", "count", m->mat_cycles);
+    TL_IMETRIC("maintain_materialize_duration", "ticks", m->mat_ticks);
+    TL_IMETRIC("maintain_blocks_materialized", "count", m->mat.blocks);
+    TL_IMETRIC("maintain_rows_materialized", "count", m->mat.rows);
+    TL_IMETRIC("maintain_partitions_materialized", "count", m->mat.partitions);
+    TL_IMETRIC("maintain_bytes_materialized", "bytes", m->mat.bytes);
+  }
+  if (m->deleted)
+    TL_IMETRIC("maintain_files_deleted", "count", m->deleted);
+  memset(&m->mat, 0, sizeof m->mat);
+  m->mat_cycles = m->mat_ticks = m->deleted = 0;
+}
+
+static void materialize_step(tl_maintainer *m) {
+  char err[1024];
+  tl_materialize_stats st;
+  memset(&st, 0, sizeof st);
+  uint64_t t0 = tl_ticks();
+  int rc = tl_lake_materialize(m->l, tl_wall_ns(), &st, err, sizeof err);
+  uint64_t dt = tl_ticks() - t0;
+  if (st.partitions) { /* the cycles that found work */
+    m->mat_cycles++;
+    m->mat_ticks += dt;
+    m->mat.blocks += st.blocks;
+    m->mat.rows += st.rows;
+    m->mat.partitions += st.partitions;
+    m->mat.bytes += st.bytes;
+  }
+  if (rc)
+    warn(m, "materialize", err);
+}
+
+/* Merges run every few seconds at most: reported one by one. */
+static void merge_step(tl_maintainer *m) {
+  char err[1024];
+  tl_merge_stats st;
+  memset(&st, 0, sizeof st);
+  uint64_t t0 = tl_ticks();
+  int rc = tl_lake_merge_with(m->l, NULL, &m->o.merge, &st, err, sizeof err);
+  uint64_t dt = tl_ticks() - t0;
+  if (st.merges || st.conflicts) {
+    TL_IMETRIC("maintain_merge_duration", "ticks", dt);
+    TL_IMETRIC("maintain_merges", "count", st.merges);
+    TL_IMETRIC("maintain_partitions_merged", "count", st.replaced);
+    TL_IMETRIC("maintain_rows_merged", "count", st.rows);
+    TL_IMETRIC("maintain_bytes_merged", "bytes", st.bytes);
+    TL_IMETRIC("maintain_merge_conflicts", "count", st.conflicts);
+  }
+  if (rc)
+    warn(m, "merge", err);
+}
+
+static void purge_step(tl_maintainer *m) {
+  int rc = tl_trash_purge(m->l->store, tl_wall_ns(), &m->deleted);
+  if (rc)
+    warn(m, "purging the trash", tl_strerror(rc));
+}
+
+static void *maintain_main(void *arg) {
+  tl_maintainer *m = arg;
+  pthread_setname_np(pthread_self(), "tl-maintain");
+  const uint64_t ms = 1000000;
+  uint64_t next_merge = tl_mono_ns() + m->o.merge_interval_ms * ms;
+  uint64_t next_report = tl_mono_ns() + REPORT_NS;
+  while (!m->stop) {
+    uint64_t start = tl_mono_ns();
+    materialize_step(m);
+    if (m->o.merge_interval_ms && !m->stop && tl_mono_ns() >= next_merge) {
+      merge_step(m);
+      next_merge = tl_mono_ns() + m->o.merge_interval_ms * ms;
+    }
+    if (!m->stop)
+      purge_step(m);
+    if (tl_mono_ns() >= next_report) {
+      report(m);
+      next_report = tl_mono_ns() + REPORT_NS;
+    }
+    /* A fixed rate: the next cycle starts `interval` after this one did
+     * (at once when this one took longer). */
+    uint64_t next = start + m->o.interval_ms * ms;
+    pthread_mutex_lock(&m->mu);
+    for (uint64_t now; !m->stop && (now = tl_mono_ns()) < next;) {
+      struct timespec dl = tl_deadline_in(next - now);
+      pthread_cond_timedwait(&m->cv, &m->mu, &dl);
+    }
+    pthread_mutex_unlock(&m->mu);
+  }
+  report(m); /* before the server's telemetry is flushed */
+  return NULL;
+}
+
+int tl_maintainer_start(tl_maintainer **out, tl_lake *l,
+                        const tl_maintainer_opts *o) {
+  if (!o->interval_ms)
+    return TL_EINVAL;
+  tl_maintainer *m = calloc(1, sizeof *m);
+  if (!m)
+    return TL_ENOMEM;
+  m->l = l;
+  m->o = *o;
+  m->o.merge.cancel = &m->stop;
+  pthread_mutex_init(&m->mu, NULL);
+  pthread_cond_init(&m->cv, NULL);
+  if (pthread_create(&m->thread, NULL, maintain_main, m)) {
+    pthread_cond_destroy(&m->cv);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+    return TL_ENOMEM;
+  }
+  *out = m;
+  return 0;
+}
+
+void tl_maintainer_stop(tl_maintainer *m) {
+  if (!m)
+    return;
+  pthread_mutex_lock(&m->mu);
+  m->stop = true;
+  pthread_cond_signal(&m->cv);
+  pthread_mutex_unlock(&m->mu);
+  pthread_join(m->thread, NULL);
+  pthread_cond_destroy(&m->cv);
+  pthread_mutex_destroy(&m->mu);
+  free(m);
+}
