@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "catalog_impl.h"
 
@@ -301,7 +302,16 @@ static int open_conn(sq *s, conn *c, char *err, size_t errcap) {
   static const char *pragmas =
       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
       "PRAGMA foreign_keys=ON;";
-  if ((rc = exec(c->db, pragmas))) {
+  /* Switching a fresh database to WAL needs a moment alone with it, and
+   * SQLite may report "locked" without waiting when several servers open
+   * it at once: try again for a while. */
+  for (int tries = 0;; tries++) {
+    rc = exec(c->db, pragmas);
+    if (rc != TL_EUNAVAILABLE || tries == 250)
+      break;
+    usleep(20000);
+  }
+  if (rc) {
     snprintf(err, errcap, "%s", tl_catalog_errmsg(NULL));
     return rc;
   }

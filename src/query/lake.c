@@ -715,12 +715,14 @@ int tl__lake_materialize_view(tl_lake *l, int view, const char *instance,
    * servers. */
   pthread_mutex_lock(&l->mu);
   bool more = true;
-  while (more && !rc)
+  while (more && !rc && !atomic_load(&l->interrupted))
     rc = materialize_batch(l, view, instance, max_insert_time, st, &more, err,
                            errcap);
   pthread_mutex_unlock(&l->mu);
   return rc;
 }
+
+void tl_lake_interrupt(tl_lake *l) { atomic_store(&l->interrupted, true); }
 
 int tl_lake_materialize(tl_lake *l, int64_t max_insert_time,
                         tl_materialize_stats *st, char *err, size_t errcap) {

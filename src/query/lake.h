@@ -31,6 +31,11 @@ typedef struct tl_materialize_stats {
 int tl_lake_materialize(tl_lake *l, int64_t max_insert_time,
                         tl_materialize_stats *st, char *err, size_t errcap);
 
+/* Makes materialization in progress stop after its current batch (and
+ * every later one return at once): for a server shutting down, so that a
+ * backlog does not hold it. Thread-safe. */
+void tl_lake_interrupt(tl_lake *l);
+
 /* A query session: a DuckDB connection whose views cover only the
  * partitions overlapping [begin, end) (INT64_MIN/INT64_MAX: unbounded). The
  * session first materializes what was acknowledged before it opened, so a

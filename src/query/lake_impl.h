@@ -3,6 +3,7 @@
 #define TL_LAKE_IMPL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "duckdb.h"
 #include "lake.h"
@@ -14,6 +15,7 @@ struct tl_lake {
   char views[2100]; /* data/views: the only place DuckDB may touch */
   duckdb_database db;
   pthread_mutex_t mu; /* one materializer at a time in this process */
+  _Atomic bool interrupted; /* stop materializing: the server is stopping */
 };
 
 /* A global view materialized from blocks: its name, the tag of the streams

@@ -667,6 +667,7 @@ void tl_maintainer_stop(tl_maintainer *m) {
   m->stop = true;
   pthread_cond_signal(&m->cv);
   pthread_mutex_unlock(&m->mu);
+  tl_lake_interrupt(m->l); /* do not wait for a backlog to be materialized */
   pthread_join(m->thread, NULL);
   pthread_cond_destroy(&m->cv);
   pthread_mutex_destroy(&m->mu);

@@ -21,6 +21,8 @@ static tl_store *store;
 static tl_ingest *ig;
 static tl_lake *lake;
 
+static char pg_admin_uri[512], pg_db[64]; /* to drop the database after */
+
 static void catalog_spec(char *out, size_t cap) {
   const char *which = getenv("TL_TEST_CATALOG");
   if (which && !strcmp(which, "pg")) {
@@ -37,6 +39,8 @@ static void catalog_spec(char *out, size_t cap) {
     snprintf(cmd, sizeof cmd, "psql -q '%s' -c 'CREATE DATABASE %s' >/dev/null",
              uri, db);
     CHECK_EQ(system(cmd), 0);
+    snprintf(pg_admin_uri, sizeof pg_admin_uri, "%s", uri);
+    snprintf(pg_db, sizeof pg_db, "%s", db);
     char *slash = strrchr(uri, '/');
     CHECK(slash != NULL);
     snprintf(slash + 1, sizeof uri - (size_t)(slash + 1 - uri), "%s", db);
@@ -72,9 +76,15 @@ static void teardown(void) {
   tl_ingest_close(ig);
   tl_store_close(store);
   tl_catalog_close(cat);
-  char cmd[256];
+  char cmd[1024];
   snprintf(cmd, sizeof cmd, "rm -rf %s", data);
   CHECK_EQ(system(cmd), 0);
+  if (pg_db[0]) {
+    snprintf(cmd, sizeof cmd,
+             "psql -q '%s' -c 'DROP DATABASE IF EXISTS %s' >/dev/null",
+             pg_admin_uri, pg_db);
+    CHECK_EQ(system(cmd), 0);
+  }
 }
 
 /* Runs SQL over [begin, end) and returns the CSV output (malloc'd), or NULL
