@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "apps.h"
+#include "common/common.h"
 #include "tracelake/tracelake.h"
 
 #define QCAP 256
@@ -88,18 +89,6 @@ static void *worker(void *arg) {
   return NULL;
 }
 
-static int mkdir_p(const char *path) {
-  char buf[4096];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      mkdir(buf, 0755);
-      *p = '/';
-    }
-  return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
-}
-
 int tl_app_demo(int argc, char **argv) {
   const char *spool = "./tracelake-spool", *url = NULL;
   unsigned threads = 4, jobs = 20000;
@@ -130,7 +119,7 @@ int tl_app_demo(int argc, char **argv) {
     fprintf(stderr, "tracelake demo: --threads must be 1..64, --jobs >= 1\n");
     return 2;
   }
-  if (mkdir_p(spool)) {
+  if (tl_mkdirs(spool)) {
     fprintf(stderr, "tracelake demo: cannot create %s: %s\n", spool,
             strerror(errno));
     return 1;

@@ -69,6 +69,13 @@ int tl_write_all(int fd, const uint8_t *p, size_t n);
  * Returns 0, TL_ENOTFOUND, TL_ETOOBIG, TL_ENOMEM or TL_EIO. */
 int tl_read_file(const char *path, size_t max, uint8_t **p, size_t *n);
 
+/* Creates a directory and its missing parents (mode 0755). Returns 0,
+ * TL_EINVAL (path too long) or TL_EIO. */
+int tl_mkdirs(const char *path);
+/* Makes a written file durable under its final name: fsync of `tmp`, rename
+ * to `path`, fsync of the directory. Returns 0 or TL_EIO. */
+int tl_publish_file(const char *tmp, const char *path);
+
 /* RFC 3339 timestamps ("2026-11-26T12:00:00.5Z", "...+02:00") to UTC ns.
  * Returns 0 or TL_EINVAL. Format writes "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ". */
 int tl_rfc3339_parse(const char *s, int64_t *ns);

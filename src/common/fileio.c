@@ -2,7 +2,9 @@
  * short counts; shared by the spool, the object store and the tools. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,4 +61,43 @@ int tl_read_file(const char *path, size_t max, uint8_t **p, size_t *n) {
 out:
   close(fd);
   return rc;
+}
+
+int tl_mkdirs(const char *path) {
+  char buf[4400];
+  size_t n = strlen(path);
+  if (n == 0 || n >= sizeof buf)
+    return TL_EINVAL;
+  memcpy(buf, path, n + 1);
+  for (char *p = buf + 1; *p; p++)
+    if (*p == '/') {
+      *p = 0;
+      if (mkdir(buf, 0755) && errno != EEXIST)
+        return TL_EIO;
+      *p = '/';
+    }
+  if (mkdir(buf, 0755) && errno != EEXIST)
+    return TL_EIO;
+  return 0;
+}
+
+int tl_publish_file(const char *tmp, const char *path) {
+  int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return TL_EIO;
+  int bad = fsync(fd);
+  close(fd);
+  if (bad || rename(tmp, path))
+    return TL_EIO;
+  char dir[4400];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash)
+    *slash = 0;
+  int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d < 0)
+    return TL_EIO;
+  bad = fsync(d);
+  close(d);
+  return bad ? TL_EIO : 0;
 }

@@ -43,21 +43,6 @@ int tl__duck_exec(duckdb_connection c, const char *sql, char *err,
   return rc;
 }
 
-static int mkdirs(const char *path) {
-  char buf[4096];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      if (mkdir(buf, 0755) && errno != EEXIST)
-        return TL_EIO;
-      *p = '/';
-    }
-  if (mkdir(buf, 0755) && errno != EEXIST)
-    return TL_EIO;
-  return 0;
-}
-
 int tl_lake_open(tl_lake **out, tl_catalog *cat, tl_store *store, char *err,
                  size_t errcap) {
   tl_lake *l = calloc(1, sizeof *l);
@@ -74,7 +59,7 @@ int tl_lake_open(tl_lake **out, tl_catalog *cat, tl_store *store, char *err,
   char tmp[4200];
   snprintf(tmp, sizeof tmp, "%s/.duckdb-tmp", l->views);
   int rc;
-  if (mkdirs(tmp)) {
+  if (tl_mkdirs(tmp)) {
     free(l);
     return tl__lake_fail(err, errcap, "cannot create %s", tmp);
   }
@@ -513,30 +498,6 @@ static int on_header(void *ctx, const tl_wire_block_header *h) {
   return 0;
 }
 
-/* Makes the parquet file durable under its final name. */
-static int publish(const char *tmp, const char *path) {
-  int fd = open(tmp, O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || fsync(fd)) {
-    if (fd >= 0)
-      close(fd);
-    return TL_EIO;
-  }
-  close(fd);
-  if (rename(tmp, path))
-    return TL_EIO;
-  char dir[4400];
-  snprintf(dir, sizeof dir, "%s", path);
-  char *slash = strrchr(dir, '/');
-  if (slash)
-    *slash = 0;
-  int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (d >= 0) {
-    fsync(d);
-    close(d);
-  }
-  return 0;
-}
-
 /* Materializes one batch of blocks of view `v`. *more tells whether a full
  * batch was found (call again). */
 static int materialize_batch(tl_lake *l, int view, const char *instance,
@@ -652,7 +613,7 @@ static int materialize_batch(tl_lake *l, int view, const char *instance,
            instance, day);
   snprintf(path, sizeof path, "%s/%s", l->data, part.file);
   snprintf(tmp, sizeof tmp, "%s/.tmp-%s.parquet", dir, fname);
-  if (mkdirs(dir)) {
+  if (tl_mkdirs(dir)) {
     rc = tl__lake_fail(err, errcap, "cannot create %s", dir);
     free(ids);
     goto out;
@@ -661,7 +622,8 @@ static int materialize_batch(tl_lake *l, int view, const char *instance,
            "COPY (SELECT * FROM staging ORDER BY %s) TO '%s' "
            "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)",
            v->order, tmp);
-  if ((rc = tl__duck_exec(c, sql, err, errcap)) || (rc = publish(tmp, path))) {
+  if ((rc = tl__duck_exec(c, sql, err, errcap)) ||
+      (rc = tl_publish_file(tmp, path))) {
     if (!err[0])
       tl__lake_fail(err, errcap, "cannot publish %s", path);
     unlink(tmp);
@@ -722,7 +684,9 @@ int tl__lake_materialize_view(tl_lake *l, int view, const char *instance,
   return rc;
 }
 
-void tl_lake_interrupt(tl_lake *l) { atomic_store(&l->interrupted, true); }
+void tl_lake_interrupt(tl_lake *l) {
+  atomic_store(&l->interrupted, true);
+}
 
 int tl_lake_materialize(tl_lake *l, int64_t max_insert_time,
                         tl_materialize_stats *st, char *err, size_t errcap) {

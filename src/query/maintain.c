@@ -26,44 +26,6 @@
 
 /* ---- Files ------------------------------------------------------------- */
 
-static int mkdirs(const char *path) {
-  char buf[4400];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      if (mkdir(buf, 0755) && errno != EEXIST)
-        return TL_EIO;
-      *p = '/';
-    }
-  if (mkdir(buf, 0755) && errno != EEXIST)
-    return TL_EIO;
-  return 0;
-}
-
-/* Makes a written file durable under its final name: fsync, rename, fsync
- * of the directory (as lake.c publishes a partition). */
-static int publish(const char *tmp, const char *path) {
-  int fd = open(tmp, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return TL_EIO;
-  int bad = fsync(fd);
-  close(fd);
-  if (bad || rename(tmp, path))
-    return TL_EIO;
-  char dir[4400];
-  snprintf(dir, sizeof dir, "%s", path);
-  char *slash = strrchr(dir, '/');
-  if (slash)
-    *slash = 0;
-  int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (d < 0)
-    return TL_EIO;
-  bad = fsync(d);
-  close(d);
-  return bad ? TL_EIO : 0;
-}
-
 /* A partition file as the materializer names them: relative, under views/,
  * a .parquet, never leaving the data directory. Anything else in the
  * catalog is left alone (neither read nor deleted). */
@@ -312,7 +274,7 @@ static int merge_group(tl_lake *l, const tl_view_def *v, tl_partition **m,
     rc = tl__lake_fail(err, errcap, "merge: SQL too long (%zu files)", k);
     goto out;
   }
-  if (mkdirs(dir)) {
+  if (tl_mkdirs(dir)) {
     rc = tl__lake_fail(err, errcap, "cannot create %s", dir);
     goto out;
   }
@@ -337,7 +299,7 @@ static int merge_group(tl_lake *l, const tl_view_def *v, tl_partition **m,
   }
   duckdb_destroy_result(&r);
   duckdb_disconnect(&c);
-  if (!rc && publish(tmp, path))
+  if (!rc && tl_publish_file(tmp, path))
     rc = tl__lake_fail(err, errcap, "cannot publish %s", path);
   if (rc) {
     unlink(tmp);

@@ -141,18 +141,12 @@ static int add_file(void *ctx, const tl_partition *p) {
   return tl_bytes_append(&f->sql, q, (size_t)n);
 }
 
+/* A TIMESTAMP_NS literal for UTC nanoseconds. */
 static void ts_literal(int64_t ns, char *out, size_t cap) {
-  time_t secs = (time_t)(ns / 1000000000);
-  int64_t frac = ns % 1000000000;
-  if (frac < 0) {
-    frac += 1000000000;
-    secs--;
-  }
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  char day[32];
-  strftime(day, sizeof day, "%Y-%m-%d %H:%M:%S", &tm);
-  snprintf(out, cap, "TIMESTAMP_NS '%s.%09" PRId64 "'", day, frac);
+  char t[40];
+  tl_rfc3339_format(ns, t);
+  t[strlen(t) - 1] = 0; /* DuckDB's TIMESTAMP_NS is UTC without a zone */
+  snprintf(out, cap, "TIMESTAMP_NS '%s'", t);
 }
 
 /* The session's time filter on column `col`, or an empty string. */

@@ -27,31 +27,13 @@ static const char *kind_name(int kind) {
                                  : "block";
 }
 
-static int mkdir_p(const char *path) {
-  char buf[4096];
-  size_t n = strlen(path);
-  if (n == 0 || n >= sizeof buf)
-    return TL_EINVAL;
-  memcpy(buf, path, n + 1);
-  for (char *p = buf + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      if (mkdir(buf, 0755) && errno != EEXIST)
-        return TL_EIO;
-      *p = '/';
-    }
-  if (mkdir(buf, 0755) && errno != EEXIST)
-    return TL_EIO;
-  return 0;
-}
-
 int tl_spool_open(tl_spool **out, const char *root, const uint8_t pid[16],
                   bool fsync_files) {
   char id[37], path[4096];
   tl_uuid_format(pid, id);
   if ((size_t)snprintf(path, sizeof path, "%s/%s", root, id) >= sizeof path)
     return TL_EINVAL;
-  int rc = mkdir_p(path);
+  int rc = tl_mkdirs(path);
   if (rc)
     return rc;
   tl_spool *sp = calloc(1, sizeof *sp);
