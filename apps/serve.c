@@ -183,8 +183,9 @@ int tl_app_serve(int argc, char **argv) {
     return 1;
   }
   tl_store_sweep_temp(store, 3600);
+  /* The lake (DuckDB) is needed only by the maintenance loop for now. */
   tl_lake *lake = NULL;
-  if (tl_lake_open(&lake, cat, store, err, sizeof err)) {
+  if (mo.interval_ms && tl_lake_open(&lake, cat, store, err, sizeof err)) {
     fprintf(stderr, "tracelake serve: lake: %s\n", err);
     tl_store_close(store);
     tl_catalog_close(cat);

@@ -394,6 +394,17 @@ int th_server_start(th_server *s, const char *data, const char *const *extra) {
     }
     argv[argc++] = (char *)extra[i];
   }
+  /* TL_TEST_SERVE_ARGS adds options to every server (CI's ThreadSanitizer
+   * run turns the lake's maintenance off: DuckDB is not instrumented). */
+  static char env_args[256];
+  const char *more = getenv("TL_TEST_SERVE_ARGS");
+  if (more) {
+    snprintf(env_args, sizeof env_args, "%s", more);
+    char *save = NULL;
+    for (char *a = strtok_r(env_args, " ", &save); a && argc < 38;
+         a = strtok_r(NULL, " ", &save))
+      argv[argc++] = a;
+  }
   argv[argc] = NULL;
   long from = file_size(s->log);
   s->pid = th_spawn(argv, s->log);
