@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job (make run): starts tracelake serve on the embedded default
 # (SQLite catalog, blobs under BUILD/demo-data), sends the demo workload to
-# it over HTTP, stops the server gracefully and prints what was stored.
+# it over HTTP, stops the server gracefully, prints what was stored and runs
+# a few sample queries over it.
 set -euo pipefail
 build=${1:-build}
 bin=$build/tracelake
@@ -30,3 +31,16 @@ tail -n +2 "$log"
 echo
 echo "stored in $data:"
 "$bin" admin stats --data "$data"
+
+sql() {
+  echo
+  echo "\$ tracelake sql \"$1\""
+  "$bin" sql --data "$data" "$1"
+}
+echo
+echo "sample queries (tracelake sql --data $data \"...\"):"
+sql "SELECT level, count(*) AS entries FROM log_entries GROUP BY level ORDER BY level"
+sql "SELECT name, unit, count(*) AS n, round(avg(value), 6) AS mean FROM measures WHERE target = 'tracelake::demo' GROUP BY ALL ORDER BY name"
+pid=$("$bin" sql --data "$data" --format csv \
+  "SELECT process_id FROM processes WHERE list_contains(properties, {'key': 'app', 'value': 'demo'})" | tail -1)
+sql "SELECT event_type, name, depth, count(*) AS n FROM view_instance('async_events', '$pid') GROUP BY ALL ORDER BY name, event_type"
