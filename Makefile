@@ -42,6 +42,7 @@ bench: build
 	@scripts/bench-deps.sh
 	BUILD=$(BUILD) bench/run.sh
 	BUILD=$(BUILD) bench/run-ingest.sh
+	BUILD=$(BUILD) bench/run-lake.sh
 
 fuzz:
 	scripts/fuzz.sh
