@@ -694,7 +694,10 @@ int tl_session_print(tl_session *s, const char *user_sql, int format, FILE *out,
     if (wrapped) {
       snprintf(wrapped, need, "SELECT CAST(COLUMNS(*) AS VARCHAR) FROM (%.*s)",
                (int)len, sql);
-      if (duckdb_prepare(s->c, wrapped, &ws) == DuckDBSuccess) {
+      /* The wrapper must still be one read-only statement, whatever the
+       * query's text did to the parentheses. */
+      if (duckdb_prepare(s->c, wrapped, &ws) == DuckDBSuccess &&
+          duckdb_prepared_statement_type(ws) == DUCKDB_STATEMENT_TYPE_SELECT) {
         duckdb_destroy_prepare(&ps);
         ps = ws;
       } else {
