@@ -24,9 +24,9 @@ enum {
   ST_STREAM_PROCESS,
   ST_INS_BLOCK,
   ST_GET_BLOCK,
-  ST_TODO_ALL,
-  ST_TODO_PROCESS,
-  ST_TODO_STREAM,
+  ST_PENDING_ALL,
+  ST_PENDING_PROCESS,
+  ST_PENDING_STREAM,
   ST_PART_BY_FILE,
   ST_INS_PART,
   ST_INS_PART_BLOCK,
@@ -55,7 +55,7 @@ enum {
 /* Blocks still to materialize into a view instance: ?1 max insert time,
  * ?2 the process or stream id, ?3 the tag as JSON text, ?4 view, ?5
  * instance, ?6 limit. tl_has_tag compares JSON text (see has_tag). */
-#define TODO_SQL(scope)                                                        \
+#define PENDING_SQL(scope)                                                     \
   "SELECT " B_BLOCK_COLUMNS " FROM blocks b JOIN streams s ON "                \
   "s.stream_id = b.stream_id WHERE b.insert_time <= ?1 " scope                 \
   " AND tl_has_tag(s.tags, ?3)"                                                \
@@ -82,9 +82,9 @@ static const char *sql_text[ST__COUNT] = {
     "SELECT block_id, stream_id, process_id, begin_time, begin_ticks, "
     "end_time, end_ticks, nb_objects, payload_size, blob_size, blob_crc, "
     "insert_time FROM blocks WHERE block_id = ?",
-    TODO_SQL(""),
-    TODO_SQL("AND b.process_id = ?2"),
-    TODO_SQL("AND b.stream_id = ?2"),
+    PENDING_SQL(""),
+    PENDING_SQL("AND b.process_id = ?2"),
+    PENDING_SQL("AND b.stream_id = ?2"),
     "SELECT " PART_COLUMNS " FROM partitions WHERE file = ?",
     "INSERT INTO partitions (view_name, instance, begin_time, end_time, "
     "min_insert_time, max_insert_time, file, file_size, nb_rows, nb_blocks, "
@@ -953,9 +953,9 @@ static int sq_blocks_to_materialize(tl_catalog *cat, const char *view_name,
                                     tl_catalog_block *out, unsigned *n) {
   sq *s = cat->impl;
   conn *c = acquire(s);
-  sqlite3_stmt *st = c->st[scope == TL_SCOPE_PROCESS  ? ST_TODO_PROCESS
-                           : scope == TL_SCOPE_STREAM ? ST_TODO_STREAM
-                                                      : ST_TODO_ALL];
+  sqlite3_stmt *st = c->st[scope == TL_SCOPE_PROCESS  ? ST_PENDING_PROCESS
+                           : scope == TL_SCOPE_STREAM ? ST_PENDING_STREAM
+                                                      : ST_PENDING_ALL];
   sqlite3_bind_int64(st, 1, max_insert_time);
   if (scope != TL_SCOPE_ALL)
     sqlite3_bind_text(st, 2, instance, -1, SQLITE_TRANSIENT);
