@@ -15,6 +15,7 @@ int tl_app_dump(int argc, char **argv);
 int tl_app_serve(int argc, char **argv);
 int tl_app_admin(int argc, char **argv);
 int tl_app_sql(int argc, char **argv);
+int tl_app_query(int argc, char **argv);
 /* Helpers shared by the subcommands; each returns 0 or -1/1 on bad input
  * (having printed why, for tl_app_open_lake). */
 int tl_app_parse_hostport(const char *s, char *host, size_t cap,

@@ -14,6 +14,7 @@ static void usage(FILE *o) {
              "  serve   run the ingestion service (HTTP) over a data lake\n"
              "  admin   retention (retire old data) and lake statistics\n"
           "  sql     run a SQL query over the lake and print the result\n"
+             "  query   run a SQL query on a Flight SQL server\n"
              "  help    show this help\n\n"
              "Run 'tracelake <command> --help' for a command's options.\n");
 }
@@ -34,6 +35,8 @@ int main(int argc, char **argv) {
     return tl_app_admin(argc - 1, argv + 1);
   if (!strcmp(cmd, "sql"))
     return tl_app_sql(argc - 1, argv + 1);
+  if (!strcmp(cmd, "query"))
+    return tl_app_query(argc - 1, argv + 1);
   if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
     usage(stdout);
     return 0;

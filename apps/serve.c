@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "apps.h"
+#include "flightsql/server.h"
 #include "ingest/http_server.h"
 #include "query/lake.h"
 #include "tracelake/tracelake.h"
@@ -19,7 +20,8 @@
 static void usage(FILE *o) {
   fprintf(o,
           "usage: tracelake serve [options]\n\n"
-          "Runs the ingestion service until SIGINT or SIGTERM.\n\n"
+          "Runs the ingestion service and the Flight SQL query service until\n"
+          "SIGINT or SIGTERM.\n\n"
           "  --data DIR          where blobs (and the SQLite catalog) live\n"
           "                      (default ./tracelake-data)\n"
           "  --catalog SPEC      postgresql://user@host:port/db, or a SQLite\n"
@@ -31,6 +33,12 @@ static void usage(FILE *o) {
           "  --max-body BYTES    request body limit (default 16m)\n"
           "  --http-threads N    worker threads (default 8)\n"
           "  --http-timeout SEC  drop idle or too slow connections (30)\n"
+          "  --flight HOST:PORT  Flight SQL (gRPC) listen address (default\n"
+          "                      127.0.0.1:50051; port 0 picks a free port;\n"
+          "                      'off': no query service)\n"
+          "  --tls-cert FILE, --tls-key FILE  serve Flight SQL over TLS\n"
+          "  --no-self-telemetry  do not record the server's own telemetry\n"
+          "                      (query metrics, spans, query_log)\n"
           "  --maintain-interval-ms MS  materialize what was acknowledged\n"
           "                      every MS ms (default 500; 0: never, then\n"
           "                      queries materialize what they lack)\n"
@@ -100,15 +108,21 @@ int tl_app_serve(int argc, char **argv) {
   char host[256] = "127.0.0.1";
   tl_http_opts o = {0};
   o.port = 9000;
+  const char *flight = "127.0.0.1:50051", *tls_cert = NULL, *tls_key = NULL;
   tl_maintainer_opts mo = {0};
   mo.interval_ms = 500;
   mo.merge_interval_ms = 10000;
   mo.merge.grace_ns = -1; /* the default */
+  bool self_telemetry = true;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       usage(stdout);
       return 0;
+    }
+    if (!strcmp(a, "--no-self-telemetry")) {
+      self_telemetry = false;
+      continue;
     }
     if (!v) {
       fprintf(stderr, "tracelake serve: %s needs a value (try --help)\n", a);
@@ -121,6 +135,12 @@ int tl_app_serve(int argc, char **argv) {
       catalog = v;
     else if (!strcmp(a, "--api-keys"))
       keys_path = v;
+    else if (!strcmp(a, "--flight"))
+      flight = strcmp(v, "off") ? v : NULL;
+    else if (!strcmp(a, "--tls-cert"))
+      tls_cert = v;
+    else if (!strcmp(a, "--tls-key"))
+      tls_key = v;
     else if (!strcmp(a, "--http")) {
       if (tl_app_parse_hostport(v, host, sizeof host, &o.port)) {
         fprintf(stderr, "tracelake serve: --http wants HOST:PORT, got %s\n", v);
@@ -161,6 +181,10 @@ int tl_app_serve(int argc, char **argv) {
     }
   }
   o.host = host;
+  if (!tls_cert != !tls_key) {
+    fprintf(stderr, "tracelake serve: --tls-cert and --tls-key go together\n");
+    return 2;
+  }
 
   /* Signals go to sigwait below, not to whichever thread runs. */
   sigset_t sigs;
@@ -183,28 +207,39 @@ int tl_app_serve(int argc, char **argv) {
     return 1;
   }
   tl_store_sweep_temp(store, 3600);
-  /* The lake (DuckDB) is needed only by the maintenance loop for now. */
+  tl_ingest *ig = NULL;
+  tl_ingest_open(&ig, cat, store);
+  /* The server's own telemetry goes straight into its own lake, through
+   * the in-process sink. It starts before any thread of the server
+   * (DuckDB's, HTTP, gRPC, maintenance), so none of their events is lost;
+   * buffers are flushed every 200 ms so that a query shows in query_log
+   * well within a second. */
+  int rc = 0;
+  if (self_telemetry) {
+    tl_config cfg = {0};
+    cfg.flags = TL_CONFIG_NO_ENV;
+    cfg.sink = tl_ingest_sink;
+    cfg.sink_ctx = ig;
+    cfg.flush_period_ms = 200;
+    cfg.properties = flight ? "service=tracelake-serve,role=ingest+query"
+                            : "service=tracelake-serve,role=ingest";
+    rc = tl_init(&cfg);
+    if (rc)
+      fprintf(stderr, "tracelake serve: self-telemetry disabled: %s\n",
+              tl_strerror(rc));
+  }
+  /* The lake (DuckDB) serves the maintenance loop and the queries. */
   tl_lake *lake = NULL;
-  if (mo.interval_ms && tl_lake_open(&lake, cat, store, err, sizeof err)) {
+  if ((mo.interval_ms || flight) &&
+      tl_lake_open(&lake, cat, store, err, sizeof err)) {
     fprintf(stderr, "tracelake serve: lake: %s\n", err);
+    tl_shutdown();
+    tl_ingest_close(ig);
     tl_store_close(store);
     tl_catalog_close(cat);
     tl_keyring_free(keys);
     return 1;
   }
-  tl_ingest *ig = NULL;
-  tl_ingest_open(&ig, cat, store);
-
-  /* The server's own telemetry goes straight into its own lake. */
-  tl_config cfg = {0};
-  cfg.flags = TL_CONFIG_NO_ENV;
-  cfg.sink = tl_ingest_sink;
-  cfg.sink_ctx = ig;
-  cfg.properties = "service=tracelake-serve";
-  int rc = tl_init(&cfg);
-  if (rc)
-    fprintf(stderr, "tracelake serve: self-telemetry disabled: %s\n",
-            tl_strerror(rc));
 
   o.keys = keys;
   o.ingest = ig;
@@ -219,14 +254,41 @@ int tl_app_serve(int argc, char **argv) {
     tl_keyring_free(keys);
     return 1;
   }
+  tl_flight_server *fsrv = NULL;
+  char flight_addr[300] = "";
+  if (flight) {
+    tl_flight_opts fo = {0};
+    fo.listen = flight;
+    fo.tls_cert = tls_cert;
+    fo.tls_key = tls_key;
+    fo.keys = keys;
+    fo.lake = lake;
+    if (tl_flight_start(&fsrv, &fo, err, sizeof err)) {
+      fprintf(stderr, "tracelake serve: %s\n", err);
+      tl_http_stop(srv);
+      tl_shutdown();
+      tl_ingest_close(ig);
+      tl_lake_close(lake);
+      tl_store_close(store);
+      tl_catalog_close(cat);
+      tl_keyring_free(keys);
+      return 1;
+    }
+    char fhost[256];
+    uint16_t fport;
+    if (tl_app_parse_hostport(flight, fhost, sizeof fhost, &fport))
+      snprintf(fhost, sizeof fhost, "%s", flight);
+    snprintf(flight_addr, sizeof flight_addr, " and %s://%s:%d",
+             tls_cert ? "grpc+tls" : "grpc", fhost, tl_flight_port(fsrv));
+  }
   /* The maintenance thread inherits the blocked signals. Without it the
    * server still works: queries materialize what they lack. */
   tl_maintainer *maint = NULL;
   if (mo.interval_ms && (rc = tl_maintainer_start(&maint, lake, &mo)))
     fprintf(stderr, "tracelake serve: no maintenance thread: %s\n",
             tl_strerror(rc));
-  printf("tracelake: serving http://%s:%u (data %s, catalog %s%s)\n", host,
-         tl_http_port(srv), data, tl_catalog_backend(cat),
+  printf("tracelake: serving http://%s:%u%s (data %s, catalog %s%s)\n", host,
+         tl_http_port(srv), flight_addr, data, tl_catalog_backend(cat),
          keys ? ", API keys required" : "");
   fflush(stdout);
   TL_INFO("serving");
@@ -237,6 +299,7 @@ int tl_app_serve(int argc, char **argv) {
          sig == SIGINT ? "SIGINT" : "SIGTERM");
   fflush(stdout);
   tl_http_stop(srv);
+  tl_flight_stop(fsrv, 5000);
   /* Before the telemetry, the lake and the catalog it uses go. */
   tl_maintainer_stop(maint);
   TL_INFO("stopped");

@@ -204,7 +204,7 @@ run_load() {
        "$([ "$r" != 0 ] && echo "paced at $r events/s per process")"
   new_lake "$backend" "${8:-on}" || { status=1; return; }
   start_server "$DATA/server.log" "$T" serve --data "$DATA" "${CAT[@]}" \
-    --http 127.0.0.1:0 --http-threads "$ht" || { status=1; return; }
+    --http 127.0.0.1:0 --flight off --http-threads "$ht" || { status=1; return; }
   local out
   out=$(timeout 600 "$B" load --url "http://127.0.0.1:$PORT" \
     --dir "$DATA/spill" --processes "$np" --threads "$nt" --events "$ev" \
@@ -225,7 +225,7 @@ run_post() {
        "--http-threads $ht, ${post_s} s"
   new_lake "$backend" "${5:-on}" || { status=1; return; }
   start_server "$DATA/server.log" "$T" serve --data "$DATA" "${CAT[@]}" \
-    --http 127.0.0.1:0 --http-threads "$ht" || { status=1; return; }
+    --http 127.0.0.1:0 --flight off --http-threads "$ht" || { status=1; return; }
   local perf_pids=() secs=$post_s
   if [ "${BENCH_PERF:-0}" = 1 ] && [ "$name" = sqlite_post_16 ] &&
     command -v perf >/dev/null; then

@@ -47,7 +47,8 @@ extern "C" {
   XX(CONFLICT, -11, "conflicting data for an existing id")                     \
   XX(UNAVAILABLE, -12, "service unavailable")                                  \
   XX(UNAUTHORIZED, -13, "missing or wrong credentials")                        \
-  XX(SYS, -14, "system call failed")
+  XX(SYS, -14, "system call failed")                                           \
+  XX(CANCELED, -15, "operation canceled")
 
 enum {
 #define TL__ERR_ENUM(name, value, msg) TL_E##name = (value),
@@ -154,6 +155,11 @@ TL_EXTERN const char *tl_drop_reason_name(int reason);
 
 /* The process id (16 bytes, UUID v4) of this process once tl_init has run. */
 TL_EXTERN int tl_process_id(uint8_t out[16]);
+
+/* The frequency of the ticks in events (the time stamp counter measured at
+ * tl_init), in ticks per second; 0 before tl_init. For converting durations
+ * measured with the same clock as the events (unit "ticks"). */
+TL_EXTERN uint64_t tl_ticks_per_second(void);
 
 /* ---- Call sites (internal to the macros) ---------------------------------
  * One static const object per macro use; only its address is recorded. */

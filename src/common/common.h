@@ -35,6 +35,9 @@ void tl_bytes_free(tl_bytes *b);
 /* Ensures room for `extra` more bytes. Returns 0, TL_ETOOBIG or TL_ENOMEM. */
 int tl_bytes_reserve(tl_bytes *b, size_t extra);
 int tl_bytes_append(tl_bytes *b, const void *p, size_t n);
+/* Appends s[0, n) as a JSON string (quoted, escaped; bytes >= 0x80 as they
+ * are, so UTF-8 stays UTF-8). Returns 0, TL_ETOOBIG or TL_ENOMEM. */
+int tl_bytes_append_json_str(tl_bytes *b, const char *s, size_t n);
 
 /* Little-endian stores and loads (unaligned-safe). */
 static inline void tl_put_u16(uint8_t *p, uint16_t v) {

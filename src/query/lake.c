@@ -5,6 +5,8 @@
  * under <data>/views/ (allowed_directories, external access disabled, the
  * configuration locked), so even SQL that slips past the statement filter
  * of session.c cannot touch other server files. */
+#define TL_TARGET "tracelake::lake"
+#include "tracelake/tracelake.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -85,6 +87,7 @@ int tl_lake_open(tl_lake **out, tl_catalog *cat, tl_store *store, char *err,
   char sql[9000];
   snprintf(sql, sizeof sql,
            "SET temp_directory='%s';"
+           "SET GLOBAL TimeZone='UTC';"
            "SET allowed_directories=['%s/'];"
            "SET enable_external_access=false;"
            "SET lock_configuration=true;",
@@ -671,6 +674,7 @@ out:;
 int tl__lake_materialize_view(tl_lake *l, int view, const char *instance,
                               int64_t max_insert_time, tl_materialize_stats *st,
                               char *err, size_t errcap) {
+  TL_SPAN_FN();
   int rc = 0;
   err[0] = 0;
   /* One materializer per process at a time; the catalog arbitrates between
@@ -690,6 +694,7 @@ void tl_lake_interrupt(tl_lake *l) {
 
 int tl_lake_materialize(tl_lake *l, int64_t max_insert_time,
                         tl_materialize_stats *st, char *err, size_t errcap) {
+  TL_SPAN_FN();
   int rc = 0;
   for (int i = 0; i < TL_NVIEWS_GLOBAL && !rc; i++)
     rc = tl__lake_materialize_view(l, i, TL_INSTANCE_GLOBAL, max_insert_time,

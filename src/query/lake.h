@@ -43,6 +43,13 @@ void tl_lake_interrupt(tl_lake *l);
 typedef struct tl_session tl_session;
 int tl_session_open(tl_session **out, tl_lake *l, int64_t begin, int64_t end,
                     char *err, size_t errcap);
+/* Like tl_session_open, but builds only the views `sql` (borrowed, the
+ * statement the session is for; NULL: every view) may read, and
+ * materializes only the global views among them: a statement that reads no
+ * view opens without any catalog work. Another statement on the session
+ * may then not find a view it names. */
+int tl_session_open_for(tl_session **out, tl_lake *l, int64_t begin,
+                        int64_t end, const char *sql, char *err, size_t errcap);
 void tl_session_close(tl_session *s); /* accepts NULL */
 
 enum { TL_FORMAT_TABLE = 0, TL_FORMAT_CSV = 1, TL_FORMAT_JSON = 2 };

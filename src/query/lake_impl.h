@@ -48,6 +48,26 @@ int tl__lake_materialize_view(tl_lake *l, int view, const char *instance,
                               int64_t max_insert_time, tl_materialize_stats *st,
                               char *err, size_t errcap);
 
+/* The DuckDB connection of a session (its temp views live there). */
+duckdb_connection tl__session_conn(const tl_session *s);
+
+/* DuckDB runs one statement at a time per connection: preparing or running
+ * another one silently ends a stream in progress. So the statements of a
+ * session are counted (tl__session_prepare bumps the count) and a stream
+ * checks that the count is still the one it got when it started. Bump
+ * returns the new count. */
+uint64_t tl__session_bump(tl_session *s);
+uint64_t tl__session_statements(tl_session *s);
+
+/* What tl_session_print runs first: rewrites the view_instance() calls of
+ * `user_sql` into `rewritten` (initialized by the caller, NUL-terminated
+ * SQL), then prepares it as exactly one read-only statement. Returns 0 and
+ * the statement in *out (the caller destroys it), or TL_EINVAL with DuckDB's
+ * message or the refusal in err. */
+int tl__session_prepare(tl_session *s, const char *user_sql,
+                        tl_bytes *rewritten, duckdb_prepared_statement *out,
+                        char *err, size_t errcap);
+
 int tl__lake_fail(char *err, size_t errcap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Runs SQL on a connection; DuckDB's message in err on failure. */

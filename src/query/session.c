@@ -1,6 +1,8 @@
 /* session.c - query sessions: a DuckDB connection whose views cover the
  * partitions overlapping the session's time range, and a statement filter
  * that lets only read-only queries through. */
+#define TL_TARGET "tracelake::session"
+#include "tracelake/tracelake.h"
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@ struct tl_session {
   duckdb_connection c;
   int64_t begin, end;
   uint64_t files;
+  _Atomic uint64_t statements; /* see tl__session_bump */
 };
 
 /* ---- Loading catalog rows --------------------------------------------- */
@@ -92,6 +95,7 @@ static int load_block(void *ctx, const tl_catalog_block *b) {
 static int load_table(tl_session *s, const char *table, const char *columns,
                       int (*load)(tl_session *s, duckdb_appender a), char *err,
                       size_t errcap) {
+  TL_SPAN_FN();
   char sql[2048];
   snprintf(sql, sizeof sql, "CREATE TEMP TABLE %s (%s)", table, columns);
   int rc = tl__duck_exec(s->c, sql, err, errcap);
@@ -167,6 +171,7 @@ static void range_filter(const tl_session *s, const char *col, char *out,
 
 static int create_view(tl_session *s, const tl_view_def *v, char *err,
                        size_t errcap) {
+  TL_SPAN_FN();
   file_list f;
   memset(&f, 0, sizeof f);
   tl_bytes_init(&f.sql, (size_t)64 << 20);
@@ -217,6 +222,7 @@ out:
  * overlapping the session's range. */
 static int create_instance_view(tl_session *s, int view, const char *instance,
                                 const char *name, char *err, size_t errcap) {
+  TL_SPAN_FN();
   const tl_view_def *v = &tl__views[view];
   int rc = tl__lake_materialize_view(s->l, view, instance, tl_wall_ns(), NULL,
                                      err, errcap);
@@ -404,11 +410,118 @@ static int rewrite_instances(tl_session *s, const char *sql, tl_bytes *out,
   return 0;
 }
 
+/* The Flight SQL service's query log: one JSON log line per query (target
+ * tracelake::query, see src/flightsql/qlog.c), as columns. */
+static const char query_log_view[] =
+    "CREATE TEMP VIEW query_log AS SELECT "
+    "j->>'query_id' AS query_id, "
+    "CAST(j->>'root_span_id' AS BIGINT) AS root_span_id, "
+    "make_timestamp_ns(CAST(j->>'begin_ns' AS BIGINT)) AS begin_time, "
+    "make_timestamp_ns(CAST(j->>'end_ns' AS BIGINT)) AS end_time, "
+    "j->>'user' AS \"user\", j->>'client' AS client, j->>'sql' AS sql, "
+    "j->>'fingerprint' AS fingerprint, "
+    "make_timestamp_ns(CAST(j->>'range_begin' AS BIGINT)) AS range_begin, "
+    "make_timestamp_ns(CAST(j->>'range_end' AS BIGINT)) AS range_end, "
+    "NULLIF(CAST(j->>'limit' AS BIGINT), -1) AS row_limit, "
+    "CAST(j->>'prepared' AS BOOLEAN) AS prepared, "
+    "CAST(j->>'context_ns' AS BIGINT) AS context_ns, "
+    "CAST(j->>'planning_ns' AS BIGINT) AS planning_ns, "
+    "CAST(j->>'execution_ns' AS BIGINT) AS execution_ns, "
+    "NULLIF(CAST(j->>'setup_ns' AS BIGINT), -1) AS setup_ns, "
+    "CAST(j->>'total_ns' AS BIGINT) AS total_ns, "
+    "NULLIF(CAST(j->>'first_batch_ns' AS BIGINT), -1) AS first_batch_ns, "
+    "CAST(j->>'rows' AS BIGINT) AS \"rows\", "
+    "CAST(j->>'bytes' AS BIGINT) AS bytes, "
+    "CAST(j->>'batches' AS BIGINT) AS batches, "
+    "j->>'status' AS status, j->>'error' AS error, process_id "
+    "FROM (SELECT process_id, CAST(msg AS JSON) AS j FROM log_entries "
+    "WHERE target = 'tracelake::query' AND starts_with(msg, '{'));";
+
+/* What a statement may read, so that a session builds only that: a
+ * `SELECT 1` needs no catalog work at all. The SQL text is searched for the
+ * views' names anywhere (strings and comments included, so that table
+ * functions naming a view by string are covered); statements that list the
+ * catalog get everything. */
+enum {
+  NEED_PROCESSES = 1,
+  NEED_STREAMS = 2,
+  NEED_BLOCKS = 4,
+  NEED_LOG_ENTRIES = 8,
+  NEED_MEASURES = 16,
+  NEED_QUERY_LOG = 32,
+  NEED_ALL = 63
+};
+
+static bool mentions(const char *sql, const char *word) {
+  size_t n = strlen(word);
+  for (const char *p = sql; (p = strcasestr(p, word)); p += n) {
+    bool before = p > sql && (isalnum((unsigned char)p[-1]) || p[-1] == '_');
+    bool after = isalnum((unsigned char)p[n]) || p[n] == '_';
+    if (!before && !after)
+      return true;
+  }
+  return false;
+}
+
+static unsigned views_needed(const char *sql) {
+  if (!sql)
+    return NEED_ALL;
+  static const char *const catalog_words[] = {"information_schema",
+                                              "pg_catalog",
+                                              "sqlite_master",
+                                              "show",
+                                              "describe",
+                                              "summarize",
+                                              "pragma",
+                                              "duckdb_tables",
+                                              "duckdb_views",
+                                              "duckdb_columns",
+                                              "duckdb_dependencies",
+                                              "duckdb_constraints",
+                                              "query_table",
+                                              "getvariable"};
+  for (size_t i = 0; i < sizeof catalog_words / sizeof *catalog_words; i++)
+    if (strcasestr(sql, catalog_words[i]))
+      return NEED_ALL;
+  unsigned need = 0;
+  if (mentions(sql, "query_log"))
+    need |= NEED_QUERY_LOG | NEED_LOG_ENTRIES;
+  if (mentions(sql, "log_entries"))
+    need |= NEED_LOG_ENTRIES;
+  if (mentions(sql, "measures"))
+    need |= NEED_MEASURES;
+  if (mentions(sql, "processes"))
+    need |= NEED_PROCESSES;
+  if (mentions(sql, "streams"))
+    need |= NEED_STREAMS;
+  if (mentions(sql, "blocks"))
+    need |= NEED_BLOCKS;
+  if (need & (NEED_LOG_ENTRIES | NEED_MEASURES))
+    need |= NEED_PROCESSES; /* their process columns */
+  return need;
+}
+
 int tl_session_open(tl_session **out, tl_lake *l, int64_t begin, int64_t end,
                     char *err, size_t errcap) {
+  return tl_session_open_for(out, l, begin, end, NULL, err, errcap);
+}
+
+int tl_session_open_for(tl_session **out, tl_lake *l, int64_t begin,
+                        int64_t end, const char *sql_hint, char *err,
+                        size_t errcap) {
+  TL_SPAN_FN();
   err[0] = 0;
-  /* Read-your-writes: what was acknowledged before now is materialized. */
-  int rc = tl_lake_materialize(l, tl_wall_ns(), NULL, err, errcap);
+  unsigned need = views_needed(sql_hint);
+  /* Read-your-writes: what was acknowledged before now is materialized,
+   * for the global views the statement reads. */
+  int64_t now = tl_wall_ns();
+  int rc = 0;
+  if (need & NEED_LOG_ENTRIES)
+    rc = tl__lake_materialize_view(l, TL_VIEW_LOG_ENTRIES, TL_INSTANCE_GLOBAL,
+                                   now, NULL, err, errcap);
+  if (rc == 0 && (need & NEED_MEASURES))
+    rc = tl__lake_materialize_view(l, TL_VIEW_MEASURES, TL_INSTANCE_GLOBAL, now,
+                                   NULL, err, errcap);
   if (rc)
     return rc;
   tl_session *s = calloc(1, sizeof *s);
@@ -425,43 +538,66 @@ int tl_session_open(tl_session **out, tl_lake *l, int64_t begin, int64_t end,
       "map_entries(json_transform(%s, '\"MAP(VARCHAR, VARCHAR)\"'))";
   char pp[256], sql[4096];
   snprintf(pp, sizeof pp, props, "properties_json");
-  if ((rc = load_table(s, "_processes",
-                       "process_id VARCHAR, exe VARCHAR, username VARCHAR, "
-                       "realname VARCHAR, computer VARCHAR, distro VARCHAR, "
-                       "cpu_brand VARCHAR, tsc_frequency BIGINT, start_time "
-                       "TIMESTAMP_NS, start_ticks BIGINT, insert_time "
-                       "TIMESTAMP_NS, parent_process_id VARCHAR, "
-                       "properties_json VARCHAR, last_update_time "
-                       "TIMESTAMP_NS",
-                       load_processes, err, errcap)) ||
-      (rc = load_table(s, "_streams",
-                       "stream_id VARCHAR, process_id VARCHAR, tags_json "
-                       "VARCHAR, properties_json VARCHAR, insert_time "
-                       "TIMESTAMP_NS, last_update_time TIMESTAMP_NS",
-                       load_streams, err, errcap)) ||
-      (rc = load_table(s, "_blocks",
-                       "block_id VARCHAR, stream_id VARCHAR, process_id "
-                       "VARCHAR, begin_time TIMESTAMP_NS, begin_ticks BIGINT, "
-                       "end_time TIMESTAMP_NS, end_ticks BIGINT, nb_objects "
-                       "INTEGER, payload_size BIGINT, insert_time "
-                       "TIMESTAMP_NS",
-                       load_blocks, err, errcap)))
+  if ((need & NEED_PROCESSES) &&
+      ((rc = load_table(s, "_processes",
+                        "process_id VARCHAR, exe VARCHAR, username VARCHAR, "
+                        "realname VARCHAR, computer VARCHAR, distro VARCHAR, "
+                        "cpu_brand VARCHAR, tsc_frequency BIGINT, start_time "
+                        "TIMESTAMP_NS, start_ticks BIGINT, insert_time "
+                        "TIMESTAMP_NS, parent_process_id VARCHAR, "
+                        "properties_json VARCHAR, last_update_time "
+                        "TIMESTAMP_NS",
+                        load_processes, err, errcap)) ||
+       (rc = tl__duck_exec(
+            s->c,
+            (snprintf(sql, sizeof sql,
+                      "CREATE TEMP VIEW processes AS SELECT process_id, exe, "
+                      "username, realname, computer, distro, cpu_brand, "
+                      "tsc_frequency, start_time, start_ticks, insert_time, "
+                      "parent_process_id, %s AS properties, last_update_time "
+                      "FROM _processes;",
+                      pp),
+             sql),
+            err, errcap))))
     goto fail;
-  snprintf(sql, sizeof sql,
-           "CREATE TEMP VIEW processes AS SELECT process_id, exe, username, "
-           "realname, computer, distro, cpu_brand, tsc_frequency, start_time, "
-           "start_ticks, insert_time, parent_process_id, %s AS properties, "
-           "last_update_time FROM _processes;"
-           "CREATE TEMP VIEW streams AS SELECT stream_id, process_id, "
-           "json_transform(tags_json, '[\"VARCHAR\"]') AS tags, %s AS "
-           "properties, insert_time, last_update_time FROM _streams;"
-           "CREATE TEMP VIEW blocks AS SELECT * FROM _blocks;",
-           pp, pp);
-  if ((rc = tl__duck_exec(s->c, sql, err, errcap)))
+  if ((need & NEED_STREAMS) &&
+      ((rc = load_table(s, "_streams",
+                        "stream_id VARCHAR, process_id VARCHAR, tags_json "
+                        "VARCHAR, properties_json VARCHAR, insert_time "
+                        "TIMESTAMP_NS, last_update_time TIMESTAMP_NS",
+                        load_streams, err, errcap)) ||
+       (rc = tl__duck_exec(
+            s->c,
+            (snprintf(sql, sizeof sql,
+                      "CREATE TEMP VIEW streams AS SELECT stream_id, "
+                      "process_id, json_transform(tags_json, '[\"VARCHAR\"]') "
+                      "AS tags, %s AS properties, insert_time, "
+                      "last_update_time FROM _streams;",
+                      pp),
+             sql),
+            err, errcap))))
     goto fail;
-  for (int i = 0; i < TL_NVIEWS_GLOBAL && !rc; i++)
-    rc = create_view(s, &tl__views[i], err, errcap);
-  if (rc)
+  if ((need & NEED_BLOCKS) &&
+      ((rc = load_table(s, "_blocks",
+                        "block_id VARCHAR, stream_id VARCHAR, process_id "
+                        "VARCHAR, begin_time TIMESTAMP_NS, begin_ticks "
+                        "BIGINT, end_time TIMESTAMP_NS, end_ticks BIGINT, "
+                        "nb_objects INTEGER, payload_size BIGINT, insert_time "
+                        "TIMESTAMP_NS",
+                        load_blocks, err, errcap)) ||
+       (rc = tl__duck_exec(s->c,
+                           "CREATE TEMP VIEW blocks AS SELECT * FROM "
+                           "_blocks;",
+                           err, errcap))))
+    goto fail;
+  if ((need & NEED_LOG_ENTRIES) &&
+      (rc = create_view(s, &tl__views[TL_VIEW_LOG_ENTRIES], err, errcap)))
+    goto fail;
+  if ((need & NEED_MEASURES) &&
+      (rc = create_view(s, &tl__views[TL_VIEW_MEASURES], err, errcap)))
+    goto fail;
+  if ((need & NEED_QUERY_LOG) &&
+      (rc = tl__duck_exec(s->c, query_log_view, err, errcap)))
     goto fail;
   *out = s;
   return 0;
@@ -494,6 +630,14 @@ static bool nested(duckdb_type t) {
   case DUCKDB_TYPE_UNION:
   case DUCKDB_TYPE_ENUM:
   case DUCKDB_TYPE_INVALID:
+  /* duckdb_value_varchar gives NULL for these: DuckDB's cast prints them. */
+  case DUCKDB_TYPE_TIMESTAMP_NS:
+  case DUCKDB_TYPE_TIMESTAMP_MS:
+  case DUCKDB_TYPE_TIMESTAMP_S:
+  case DUCKDB_TYPE_TIMESTAMP_TZ:
+  case DUCKDB_TYPE_TIME_TZ:
+  case DUCKDB_TYPE_UHUGEINT:
+  case DUCKDB_TYPE_BIT:
     return true;
   default:
     return false;
@@ -637,18 +781,28 @@ static void print_result(duckdb_result *r, const duckdb_type *types, int format,
   free(w);
 }
 
-int tl_session_print(tl_session *s, const char *user_sql, int format, FILE *out,
-                     char *err, size_t errcap) {
+duckdb_connection tl__session_conn(const tl_session *s) {
+  return s->c;
+}
+
+uint64_t tl__session_bump(tl_session *s) {
+  return atomic_fetch_add(&s->statements, 1) + 1;
+}
+
+uint64_t tl__session_statements(tl_session *s) {
+  return atomic_load(&s->statements);
+}
+
+int tl__session_prepare(tl_session *s, const char *user_sql,
+                        tl_bytes *rewritten, duckdb_prepared_statement *out,
+                        char *err, size_t errcap) {
   duckdb_extracted_statements ex = NULL;
   duckdb_prepared_statement ps = NULL;
   int rc = TL_EINVAL;
-  tl_bytes rewritten;
-  tl_bytes_init(&rewritten, (size_t)16 << 20);
-  if (rewrite_instances(s, user_sql, &rewritten, err, errcap)) {
-    tl_bytes_free(&rewritten);
+  tl__session_bump(s);
+  if (rewrite_instances(s, user_sql, rewritten, err, errcap))
     return TL_EINVAL;
-  }
-  const char *sql = (const char *)rewritten.p;
+  const char *sql = (const char *)rewritten->p;
   idx_t n = duckdb_extract_statements(s->c, sql, &ex);
   if (n == 0) {
     const char *e = duckdb_extract_statements_error(ex);
@@ -670,6 +824,26 @@ int tl_session_print(tl_session *s, const char *user_sql, int format, FILE *out,
              "tracelake's SQL surface is read-only");
     goto out;
   }
+  *out = ps;
+  ps = NULL;
+  rc = 0;
+out:
+  duckdb_destroy_prepare(&ps);
+  duckdb_destroy_extracted(&ex);
+  return rc;
+}
+
+int tl_session_print(tl_session *s, const char *user_sql, int format, FILE *out,
+                     char *err, size_t errcap) {
+  duckdb_prepared_statement ps = NULL;
+  int rc = TL_EINVAL;
+  tl_bytes rewritten;
+  tl_bytes_init(&rewritten, (size_t)16 << 20);
+  if (tl__session_prepare(s, user_sql, &rewritten, &ps, err, errcap)) {
+    tl_bytes_free(&rewritten);
+    return TL_EINVAL;
+  }
+  const char *sql = (const char *)rewritten.p;
   idx_t ncols = duckdb_prepared_statement_column_count(ps);
   duckdb_type *types = calloc(ncols ? ncols : 1, sizeof *types);
   bool any_nested = false;
@@ -719,7 +893,6 @@ int tl_session_print(tl_session *s, const char *user_sql, int format, FILE *out,
   rc = 0;
 out:
   duckdb_destroy_prepare(&ps);
-  duckdb_destroy_extracted(&ex);
   tl_bytes_free(&rewritten);
   return rc;
 }

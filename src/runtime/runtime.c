@@ -421,3 +421,9 @@ TL_EXTERN int tl_process_id(uint8_t out[16]) {
   memcpy(out, tl__rt.proc.msg.process_id, 16);
   return 0;
 }
+
+TL_EXTERN uint64_t tl_ticks_per_second(void) {
+  if (atomic_load_explicit(&tl__rt.state, memory_order_acquire) == TL_ST_OFF)
+    return 0;
+  return tl__rt.clock.tsc_frequency;
+}

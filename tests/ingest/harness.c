@@ -383,6 +383,10 @@ int th_server_start(th_server *s, const char *data, const char *const *extra) {
   argv[argc++] = s->data;
   argv[argc++] = "--http";
   argv[argc++] = listen;
+  /* Flight SQL on a free port (EXTRA or TL_TEST_SERVE_ARGS may say
+   * otherwise: the last --flight wins). */
+  argv[argc++] = "--flight";
+  argv[argc++] = "127.0.0.1:0";
   if (catalog) {
     argv[argc++] = "--catalog";
     argv[argc++] = (char *)catalog;
@@ -419,6 +423,12 @@ int th_server_start(th_server *s, const char *data, const char *const *extra) {
       s->port =
           (uint16_t)strtoul(at + strlen("serving http://127.0.0.1:"), NULL, 10);
       snprintf(s->base, sizeof s->base, "http://127.0.0.1:%u", s->port);
+      const char *g = strstr(at, "://127.0.0.1:"); /* grpc or grpc+tls */
+      g = g ? strstr(g + 1, "://127.0.0.1:") : NULL;
+      const char *nl = strchr(at, '\n');
+      s->flight_port =
+          g && g < nl ? (uint16_t)strtoul(g + strlen("://127.0.0.1:"), NULL, 10)
+                      : 0;
       return 0;
     }
     int st;

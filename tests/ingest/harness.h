@@ -61,7 +61,8 @@ typedef struct th_server {
   uint16_t port; /* 0 before the first start: ephemeral */
   char data[512];
   char log[600];
-  char base[64]; /* "http://127.0.0.1:PORT" */
+  char base[64];        /* "http://127.0.0.1:PORT" */
+  uint16_t flight_port; /* Flight SQL (gRPC); 0 when off */
 } th_server;
 
 /* Runs `tracelake serve --data DATA --http 127.0.0.1:PORT EXTRA...` (EXTRA

@@ -42,7 +42,7 @@ pdir=$(ls -d "$tmp"/spool/*/ | head -1)
 pid=$(basename "$pdir")
 
 # shellcheck disable=SC2086 # TL_TEST_SERVE_ARGS: extra options, split
-"$bin" serve --data "$tmp/data" "${catalog[@]}" --http 127.0.0.1:0 \
+"$bin" serve --data "$tmp/data" "${catalog[@]}" --http 127.0.0.1:0 --flight 127.0.0.1:0 \
   ${TL_TEST_SERVE_ARGS:-} >"$tmp/serve.log" 2>&1 &
 server=$!
 port=

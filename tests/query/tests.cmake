@@ -55,3 +55,35 @@ foreach(t ${TL_MAINTAIN_TESTS})
       FIXTURES_REQUIRED pg LABELS "query;pg" ENVIRONMENT "${TL_PG_ENV}")
   endif()
 endforeach()
+
+# Statements as streams of Arrow record batches (test_stream.c): schemas,
+# every row through the C Data Interface, limits, parameters bound from
+# Arrow, errors, refusals and cancellation, for the Flight SQL service.
+set(TL_STREAM_TESTS
+  log_entries_schema_is_utc_timestamps_and_utf8
+  streams_every_row_of_a_multi_chunk_result
+  limit_caps_rows
+  parameters_bind_and_rebind
+  parameter_schema_and_result_schema_after_binding
+  errors_carry_duckdb_messages
+  refused_statements
+  interrupt_from_another_thread
+  should_stop_cancels
+  another_statement_of_the_session_ends_the_stream
+  session_tables_lists_the_views
+  view_instance_applies
+  keywords_and_functions
+  sessions_stream_in_parallel)
+add_executable(test_stream query/test_stream.c)
+target_link_libraries(test_stream PRIVATE tl_query tl_server tracelake_static)
+target_include_directories(test_stream PRIVATE ${PROJECT_SOURCE_DIR}/tests)
+foreach(t ${TL_STREAM_TESTS})
+  add_test(NAME test_stream.${t} COMMAND test_stream ${t})
+  set_tests_properties(test_stream.${t} PROPERTIES TIMEOUT 300
+    LABELS query ENVIRONMENT "TL_TEST_CATALOG=sqlite")
+  if(TL_PG_AVAILABLE)
+    add_test(NAME test_stream.pg_${t} COMMAND test_stream ${t})
+    set_tests_properties(test_stream.pg_${t} PROPERTIES TIMEOUT 300
+      FIXTURES_REQUIRED pg LABELS "query;pg" ENVIRONMENT "${TL_PG_ENV}")
+  endif()
+endforeach()

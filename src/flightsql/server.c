@@ -1,0 +1,825 @@
+/* server.c - the gRPC side of the Flight SQL service: binding, a thread
+ * that accepts calls, a pool of workers that serve one call each from
+ * start to status over the call's own completion queue, authentication
+ * (API keys, Handshake tokens), and an orderly stop. The Flight SQL
+ * commands themselves are in flightsql.c. */
+#include <errno.h>
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flight_impl.h"
+#include "tracelake/tracelake.h"
+
+#define SERVICE "/arrow.flight.protocol.FlightService/"
+#define PENDING_ACCEPTS 8 /* request_call slots outstanding at once */
+#define TOKEN_TTL_NS ((int64_t)24 * 3600 * 1000000000)
+#define MAX_TOKENS 4096
+
+/* A slot waiting for the next call. */
+typedef struct accept_slot {
+  tl_fcall *call; /* filled in by gRPC when the tag completes */
+} accept_slot;
+
+typedef struct token {
+  char value[33]; /* 32 hex digits */
+  char user[64];
+  int64_t expires;
+} token;
+
+typedef struct queued {
+  struct queued *next;
+  tl_fcall *call;
+} queued;
+
+struct tl_flight_server {
+  grpc_server *grpc;
+  grpc_completion_queue *notify; /* new calls and the shutdown tag */
+  int port;
+  const tl_keyring *keys;
+  tl_fsql *fs;
+  unsigned max_calls;
+  pthread_t acceptor;
+  bool acceptor_started;
+  accept_slot slots[PENDING_ACCEPTS];
+  char shutdown_tag;
+
+  pthread_mutex_t mu;
+  pthread_cond_t cv;      /* work queued, or stopping */
+  pthread_cond_t idle_cv; /* a call finished */
+  queued *head, *tail;
+  unsigned workers, idle, active;
+  pthread_t *threads; /* max_calls of them at most */
+  _Atomic bool stopping;
+
+  pthread_mutex_t token_mu;
+  token *tokens;
+  size_t ntokens;
+};
+
+/* ---- calls ------------------------------------------------------------- */
+
+/* Waits for `tag` on the call's queue, noting the close op on the way. */
+static bool wait_tag(tl_fcall *c, void *tag) {
+  for (;;) {
+    grpc_event ev = grpc_completion_queue_next(
+        c->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+    if (ev.type != GRPC_OP_COMPLETE)
+      return false;
+    if (ev.tag == &c->close_cancelled) {
+      c->closed = true;
+      if (tag == &c->close_cancelled)
+        return true;
+      continue;
+    }
+    if (ev.tag == tag)
+      return ev.success != 0;
+  }
+}
+
+bool tl__call_gone(tl_fcall *c) {
+  if (!c->closed) {
+    grpc_event ev = grpc_completion_queue_next(
+        c->cq, gpr_time_0(GPR_CLOCK_MONOTONIC), NULL);
+    if (ev.type == GRPC_OP_COMPLETE && ev.tag == &c->close_cancelled)
+      c->closed = true;
+  }
+  /* Closed before our status means the client is gone. */
+  return (c->closed && !c->finished) || atomic_load(&c->srv->stopping);
+}
+
+static void initial_md_op(tl_fcall *c, grpc_op *op) {
+  memset(op, 0, sizeof *op);
+  op->op = GRPC_OP_SEND_INITIAL_METADATA;
+  op->data.send_initial_metadata.count = c->n_out_md;
+  op->data.send_initial_metadata.metadata = c->out_md;
+  c->sent_initial = true;
+}
+
+int tl__call_recv(tl_fcall *c, tl_bytes *msg, size_t cap) {
+  msg->len = 0;
+  grpc_byte_buffer *bb = NULL;
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_RECV_MESSAGE;
+  op.data.recv_message.recv_message = &bb;
+  char tag;
+  if (grpc_call_start_batch(c->call, &op, 1, &tag, NULL) != GRPC_CALL_OK ||
+      !wait_tag(c, &tag)) {
+    if (bb)
+      grpc_byte_buffer_destroy(bb);
+    return TL_ECANCELED;
+  }
+  if (!bb)
+    return 0;
+  int rc = 1;
+  size_t n = grpc_byte_buffer_length(bb);
+  if (n > cap) {
+    rc = TL_ETOOBIG;
+  } else if (tl_bytes_reserve(msg, n) != 0) {
+    rc = TL_ENOMEM;
+  } else {
+    grpc_byte_buffer_reader r;
+    if (!grpc_byte_buffer_reader_init(&r, bb)) {
+      rc = TL_EMALFORMED; /* a compressed message we cannot read */
+    } else {
+      grpc_slice s;
+      while (grpc_byte_buffer_reader_next(&r, &s)) {
+        memcpy(msg->p + msg->len, GRPC_SLICE_START_PTR(s),
+               GRPC_SLICE_LENGTH(s));
+        msg->len += GRPC_SLICE_LENGTH(s);
+        grpc_slice_unref(s);
+      }
+      grpc_byte_buffer_reader_destroy(&r);
+    }
+  }
+  grpc_byte_buffer_destroy(bb);
+  return rc;
+}
+
+int tl__call_send(tl_fcall *c, const uint8_t *head, size_t head_len,
+                  uint8_t *body, size_t body_len) {
+  grpc_slice parts[2];
+  size_t n = 0;
+  parts[n++] = grpc_slice_from_copied_buffer((const char *)head, head_len);
+  if (body && body_len)
+    parts[n++] = grpc_slice_new(body, body_len, free);
+  else
+    free(body);
+  grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(parts, n);
+  for (size_t i = 0; i < n; i++)
+    grpc_slice_unref(parts[i]);
+  grpc_op ops[2];
+  size_t nops = 0;
+  if (!c->sent_initial)
+    initial_md_op(c, &ops[nops++]);
+  memset(&ops[nops], 0, sizeof ops[nops]);
+  ops[nops].op = GRPC_OP_SEND_MESSAGE;
+  ops[nops].data.send_message.send_message = bb;
+  nops++;
+  char tag;
+  bool ok =
+      grpc_call_start_batch(c->call, ops, nops, &tag, NULL) == GRPC_CALL_OK &&
+      wait_tag(c, &tag);
+  grpc_byte_buffer_destroy(bb);
+  return ok ? 0 : TL_ECANCELED;
+}
+
+int tl__call_finish(tl_fcall *c, grpc_status_code code, const char *fmt, ...) {
+  if (c->finished)
+    return 0;
+  char text[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  grpc_slice details = grpc_slice_from_copied_string(text);
+  grpc_op ops[2];
+  size_t nops = 0;
+  if (!c->sent_initial)
+    initial_md_op(c, &ops[nops++]);
+  memset(&ops[nops], 0, sizeof ops[nops]);
+  ops[nops].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[nops].data.send_status_from_server.status = code;
+  ops[nops].data.send_status_from_server.status_details =
+      code == GRPC_STATUS_OK ? NULL : &details;
+  nops++;
+  char tag;
+  c->finished = true;
+  bool ok =
+      grpc_call_start_batch(c->call, ops, nops, &tag, NULL) == GRPC_CALL_OK &&
+      wait_tag(c, &tag);
+  grpc_slice_unref(details);
+  return ok ? 0 : TL_ECANCELED;
+}
+
+bool tl__call_stopping(const tl_fcall *c) {
+  return atomic_load(&c->srv->stopping);
+}
+
+bool tl__call_deadline_passed(const tl_fcall *c) {
+  gpr_timespec d = c->details.deadline;
+  return gpr_time_cmp(gpr_now(d.clock_type), d) >= 0;
+}
+
+bool tl__call_header(const tl_fcall *c, const char *key, char *out,
+                     size_t cap) {
+  size_t klen = strlen(key);
+  for (size_t i = 0; i < c->md.count; i++) {
+    const grpc_slice *k = &c->md.metadata[i].key;
+    if (GRPC_SLICE_LENGTH(*k) != klen ||
+        strncasecmp((const char *)GRPC_SLICE_START_PTR(*k), key, klen) != 0)
+      continue;
+    const grpc_slice *v = &c->md.metadata[i].value;
+    size_t n = GRPC_SLICE_LENGTH(*v);
+    if (n >= cap)
+      n = cap - 1;
+    memcpy(out, GRPC_SLICE_START_PTR(*v), n);
+    out[n] = 0;
+    return true;
+  }
+  return false;
+}
+
+static void set_out_header(tl_fcall *c, const char *key, const char *value) {
+  if (c->n_out_md >= sizeof c->out_md / sizeof c->out_md[0])
+    return;
+  c->out_md[c->n_out_md].key = grpc_slice_from_copied_string(key);
+  c->out_md[c->n_out_md].value = grpc_slice_from_copied_string(value);
+  c->n_out_md++;
+}
+
+static tl_fcall *call_new(tl_flight_server *s) {
+  tl_fcall *c = calloc(1, sizeof *c);
+  if (!c)
+    return NULL;
+  c->srv = s;
+  c->fs = s->fs;
+  c->cq = grpc_completion_queue_create_for_next(NULL);
+  grpc_call_details_init(&c->details);
+  grpc_metadata_array_init(&c->md);
+  return c;
+}
+
+static void call_free(tl_fcall *c) {
+  if (c->call) {
+    if (!c->finished && atomic_load(&c->srv->stopping))
+      tl__call_finish(c, GRPC_STATUS_UNAVAILABLE, "the server is stopping");
+    else if (!c->finished)
+      tl__call_finish(c, GRPC_STATUS_INTERNAL, "the call was not answered");
+    if (!c->closed)
+      wait_tag(c, &c->close_cancelled);
+    grpc_call_unref(c->call);
+  }
+  grpc_completion_queue_shutdown(c->cq);
+  while (grpc_completion_queue_next(c->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC),
+                                    NULL)
+             .type != GRPC_QUEUE_SHUTDOWN)
+    ;
+  grpc_completion_queue_destroy(c->cq);
+  for (size_t i = 0; i < c->n_out_md; i++) {
+    grpc_slice_unref(c->out_md[i].key);
+    grpc_slice_unref(c->out_md[i].value);
+  }
+  grpc_call_details_destroy(&c->details);
+  grpc_metadata_array_destroy(&c->md);
+  free(c);
+}
+
+/* ---- authentication ------------------------------------------------------ */
+
+static const char *token_user(tl_flight_server *s, const char *value,
+                              char *user, size_t cap) {
+  int64_t now = (int64_t)tl_mono_ns();
+  const char *found = NULL;
+  pthread_mutex_lock(&s->token_mu);
+  for (size_t i = 0; i < s->ntokens; i++) {
+    if (s->tokens[i].expires > now && strcmp(s->tokens[i].value, value) == 0) {
+      snprintf(user, cap, "%s", s->tokens[i].user);
+      found = user;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&s->token_mu);
+  return found;
+}
+
+static int token_issue(tl_flight_server *s, const char *user, char out[33]) {
+  uint8_t raw[16];
+  tl_uuid_v4(raw);
+  for (int i = 0; i < 16; i++)
+    snprintf(out + 2 * i, 3, "%02x", raw[i]);
+  int64_t now = (int64_t)tl_mono_ns();
+  int rc = 0;
+  pthread_mutex_lock(&s->token_mu);
+  size_t w = 0; /* drop expired tokens */
+  for (size_t i = 0; i < s->ntokens; i++)
+    if (s->tokens[i].expires > now)
+      s->tokens[w++] = s->tokens[i];
+  s->ntokens = w;
+  if (s->ntokens >= MAX_TOKENS) {
+    rc = TL_ETOOBIG;
+  } else {
+    token *t = &s->tokens[s->ntokens++];
+    snprintf(t->value, sizeof t->value, "%s", out);
+    snprintf(t->user, sizeof t->user, "%s", user);
+    t->expires = now + TOKEN_TTL_NS;
+  }
+  pthread_mutex_unlock(&s->token_mu);
+  return rc;
+}
+
+/* Checks `authorization: Bearer <key or token>`; fills c->user. */
+static bool authenticated(tl_fcall *c) {
+  tl_flight_server *s = c->srv;
+  if (!s->keys)
+    return true;
+  char h[512];
+  if (!tl__call_header(c, "authorization", h, sizeof h) ||
+      strncasecmp(h, "Bearer ", 7) != 0)
+    return false;
+  const char *name = tl_keyring_check(s->keys, h + 7);
+  if (name) {
+    snprintf(c->user, sizeof c->user, "%s", name);
+    return true;
+  }
+  return token_user(s, h + 7, c->user, sizeof c->user) != NULL;
+}
+
+static int b64_value(int ch) {
+  if (ch >= 'A' && ch <= 'Z')
+    return ch - 'A';
+  if (ch >= 'a' && ch <= 'z')
+    return ch - 'a' + 26;
+  if (ch >= '0' && ch <= '9')
+    return ch - '0' + 52;
+  if (ch == '+' || ch == '-')
+    return 62;
+  if (ch == '/' || ch == '_')
+    return 63;
+  return -1;
+}
+
+/* Decodes base64 (padding optional) into out; -1 if invalid or too long. */
+static long b64_decode(const char *in, char *out, size_t cap) {
+  size_t n = 0;
+  unsigned acc = 0;
+  int bits = 0;
+  for (; *in && *in != '='; in++) {
+    int v = b64_value((unsigned char)*in);
+    if (v < 0)
+      return -1;
+    acc = (acc << 6) | (unsigned)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      if (n + 1 >= cap)
+        return -1;
+      out[n++] = (char)((acc >> bits) & 0xff);
+    }
+  }
+  out[n] = 0;
+  return (long)n;
+}
+
+/* Reads a protobuf BasicAuth {username = 2, password = 3} from a
+ * HandshakeRequest payload (older clients send credentials that way). */
+static bool basic_from_payload(const uint8_t *p, size_t n, char *user,
+                               char *pass, size_t cap) {
+  user[0] = pass[0] = 0;
+  size_t i = 0;
+  while (i < n) {
+    uint8_t key = p[i++];
+    if ((key & 7) != 2 || i >= n)
+      return false;
+    uint64_t len = 0;
+    int shift = 0;
+    while (i < n && shift < 35) {
+      len |= (uint64_t)(p[i] & 0x7f) << shift;
+      shift += 7;
+      if (!(p[i++] & 0x80))
+        break;
+    }
+    if (len > n - i || len >= cap)
+      return false;
+    char *dst = (key >> 3) == 2 ? user : (key >> 3) == 3 ? pass : NULL;
+    if (dst) {
+      memcpy(dst, p + i, len);
+      dst[len] = 0;
+    }
+    i += len;
+  }
+  return user[0] != 0;
+}
+
+/* Parses the HandshakeRequest: payload = 2 (bytes). */
+static void handshake_payload(const tl_bytes *m, const uint8_t **p, size_t *n) {
+  *p = NULL;
+  *n = 0;
+  size_t i = 0;
+  while (i < m->len) {
+    uint8_t key = m->p[i++];
+    int wt = key & 7;
+    if (wt == 0) {
+      while (i < m->len && (m->p[i++] & 0x80))
+        ;
+      continue;
+    }
+    if (wt != 2)
+      return;
+    uint64_t len = 0;
+    int shift = 0;
+    while (i < m->len && shift < 35) {
+      len |= (uint64_t)(m->p[i] & 0x7f) << shift;
+      shift += 7;
+      if (!(m->p[i++] & 0x80))
+        break;
+    }
+    if (len > m->len - i)
+      return;
+    if ((key >> 3) == 2) {
+      *p = m->p + i;
+      *n = len;
+    }
+    i += len;
+  }
+}
+
+/* Handshake (a stream both ways): Basic name:key in the `authorization`
+ * header, or a BasicAuth in the first request's payload. The reply carries
+ * `authorization: Bearer <token>` and the token as payload. */
+static void serve_handshake(tl_fcall *c) {
+  tl_flight_server *s = c->srv;
+  tl_bytes msg;
+  tl_bytes_init(&msg, 1 << 20);
+  int rc = tl__call_recv(c, &msg, 1 << 16);
+  if (rc < 0) {
+    tl__call_finish(c, GRPC_STATUS_INVALID_ARGUMENT,
+                    "Handshake: the request could not be read");
+    goto out;
+  }
+  char user[768] = "", pass[768] = "";
+  char h[1024];
+  if (tl__call_header(c, "authorization", h, sizeof h) &&
+      strncasecmp(h, "Basic ", 6) == 0) {
+    char plain[768];
+    if (b64_decode(h + 6, plain, sizeof plain) < 0 || !strchr(plain, ':')) {
+      tl__call_finish(c, GRPC_STATUS_UNAUTHENTICATED,
+                      "Handshake: malformed Basic credentials");
+      goto out;
+    }
+    char *colon = strchr(plain, ':');
+    *colon = 0;
+    snprintf(user, sizeof user, "%s", plain);
+    snprintf(pass, sizeof pass, "%s", colon + 1);
+  } else if (rc == 1) {
+    const uint8_t *p;
+    size_t n;
+    handshake_payload(&msg, &p, &n);
+    if (p)
+      basic_from_payload(p, n, user, pass, sizeof user);
+  }
+  char tok[33] = "";
+  if (s->keys) {
+    const char *name = NULL;
+    if (pass[0])
+      name = tl_keyring_check(s->keys, pass);
+    if (!name && authenticated(c))
+      name = c->user; /* a bearer key or token on the Handshake itself */
+    if (!name || (user[0] && strcmp(user, name) != 0 && name != c->user)) {
+      tl__call_finish(c, GRPC_STATUS_UNAUTHENTICATED,
+                      "Handshake: wrong name or key");
+      goto out;
+    }
+    snprintf(c->user, sizeof c->user, "%s", name);
+    if (token_issue(s, c->user, tok) != 0) {
+      tl__call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                      "Handshake: too many live tokens");
+      goto out;
+    }
+    char bearer[48];
+    snprintf(bearer, sizeof bearer, "Bearer %s", tok);
+    set_out_header(c, "authorization", bearer);
+  }
+  /* HandshakeResponse { protocol_version = 1, payload = 2 } */
+  uint8_t resp[64];
+  size_t rn = 0;
+  size_t tl = strlen(tok);
+  resp[rn++] = (2 << 3) | 2;
+  resp[rn++] = (uint8_t)tl;
+  memcpy(resp + rn, tok, tl);
+  rn += tl;
+  if (tl__call_send(c, resp, rn, NULL, 0) == 0)
+    tl__call_finish(c, GRPC_STATUS_OK, "%s", "");
+out:
+  tl_bytes_free(&msg);
+}
+
+/* ---- workers ------------------------------------------------------------- */
+
+static void serve(tl_fcall *c) {
+  const grpc_slice *m = &c->details.method;
+  size_t n = GRPC_SLICE_LENGTH(*m);
+  const char *p = (const char *)GRPC_SLICE_START_PTR(*m);
+  size_t plen = strlen(SERVICE);
+  char *peer = grpc_call_get_peer(c->call);
+  if (peer) {
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    gpr_free(peer);
+  }
+  /* Learn of a client that goes away while we work. */
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+  op.data.recv_close_on_server.cancelled = &c->close_cancelled;
+  if (grpc_call_start_batch(c->call, &op, 1, &c->close_cancelled, NULL) !=
+      GRPC_CALL_OK) {
+    c->closed = true;
+    return;
+  }
+  if (n <= plen || memcmp(p, SERVICE, plen) != 0 ||
+      n - plen >= sizeof c->method) {
+    tl__call_finish(c, GRPC_STATUS_UNIMPLEMENTED, "unknown method %.*s",
+                    (int)(n > 200 ? 200 : n), p);
+    return;
+  }
+  memcpy(c->method, p + plen, n - plen);
+  c->method[n - plen] = 0;
+  if (strcmp(c->method, "Handshake") == 0) {
+    serve_handshake(c);
+    return;
+  }
+  if (!authenticated(c)) {
+    tl__call_finish(c, GRPC_STATUS_UNAUTHENTICATED,
+                    "missing or wrong credentials: send `authorization: "
+                    "Bearer <key>` or a token from Handshake");
+    return;
+  }
+  tl__fsql_serve(c);
+}
+
+static void *worker_main(void *arg) {
+  tl_flight_server *s = arg;
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    while (!s->head && !atomic_load(&s->stopping))
+      pthread_cond_wait(&s->cv, &s->mu);
+    if (!s->head)
+      break; /* stopping and nothing left */
+    queued *q = s->head;
+    s->head = q->next;
+    if (!s->head)
+      s->tail = NULL;
+    s->idle--;
+    s->active++;
+    pthread_mutex_unlock(&s->mu);
+    tl_fcall *c = q->call;
+    free(q);
+    serve(c);
+    call_free(c);
+    pthread_mutex_lock(&s->mu);
+    s->active--;
+    s->idle++;
+    pthread_cond_broadcast(&s->idle_cv);
+  }
+  s->idle--;
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
+/* Hands a call to an idle worker, starting one if none is idle. */
+static void dispatch(tl_flight_server *s, tl_fcall *c) {
+  queued *q = malloc(sizeof *q);
+  pthread_mutex_lock(&s->mu);
+  if (q) {
+    q->next = NULL;
+    q->call = c;
+    if (s->tail)
+      s->tail->next = q;
+    else
+      s->head = q;
+    s->tail = q;
+  }
+  unsigned waiting = 0;
+  for (queued *i = s->head; i; i = i->next)
+    waiting++;
+  if (q && waiting > s->idle && s->workers < s->max_calls) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, worker_main, s) == 0) {
+      s->threads[s->workers++] = t;
+      s->idle++;
+    }
+  }
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  if (!q) {
+    tl__call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    call_free(c);
+  }
+}
+
+static int request_slot(tl_flight_server *s, accept_slot *slot) {
+  slot->call = call_new(s);
+  if (!slot->call)
+    return TL_ENOMEM;
+  if (grpc_server_request_call(s->grpc, &slot->call->call, &slot->call->details,
+                               &slot->call->md, slot->call->cq, s->notify,
+                               slot) != GRPC_CALL_OK) {
+    call_free(slot->call);
+    slot->call = NULL;
+    return TL_ESYS;
+  }
+  return 0;
+}
+
+static void *acceptor_main(void *arg) {
+  tl_flight_server *s = arg;
+  int64_t last_tick = 0;
+  for (;;) {
+    grpc_event ev = grpc_completion_queue_next(
+        s->notify,
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                     gpr_time_from_millis(500, GPR_TIMESPAN)),
+        NULL);
+    if (ev.type == GRPC_QUEUE_SHUTDOWN)
+      break;
+    int64_t now = (int64_t)tl_mono_ns();
+    if (now - last_tick > 1000000000) {
+      tl__fsql_tick(s->fs, now);
+      last_tick = now;
+    }
+    if (ev.type == GRPC_OP_COMPLETE && ev.tag == &s->shutdown_tag)
+      break; /* every call is gone */
+    if (ev.type != GRPC_OP_COMPLETE)
+      continue;
+    accept_slot *slot = ev.tag;
+    tl_fcall *c = slot->call;
+    slot->call = NULL;
+    if (!ev.success || atomic_load(&s->stopping)) {
+      call_free(c); /* the server is shutting down */
+      continue;
+    }
+    c->arrival_ticks = tl_ticks();
+    c->arrival_wall = tl_wall_ns();
+    dispatch(s, c);
+    request_slot(s, slot);
+  }
+  return NULL;
+}
+
+/* ---- start / stop -------------------------------------------------------- */
+
+static grpc_server_credentials *tls_creds(const tl_flight_opts *o, char *err,
+                                          size_t errcap) {
+  char *cert = NULL, *key = NULL;
+  size_t n;
+  grpc_server_credentials *creds = NULL;
+  if (tl_read_file(o->tls_cert, 1 << 20, (uint8_t **)&cert, &n) != 0 ||
+      tl_read_file(o->tls_key, 1 << 20, (uint8_t **)&key, &n) != 0) {
+    snprintf(err, errcap, "cannot read the TLS certificate %s or key %s",
+             o->tls_cert, o->tls_key);
+    goto out;
+  }
+  grpc_ssl_pem_key_cert_pair pair = {key, cert};
+  creds = grpc_ssl_server_credentials_create_ex(
+      NULL, &pair, 1, GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE, NULL);
+  if (!creds)
+    snprintf(err, errcap, "bad TLS certificate %s or key %s", o->tls_cert,
+             o->tls_key);
+out:
+  free(cert);
+  free(key);
+  return creds;
+}
+
+int tl_flight_start(tl_flight_server **out, const tl_flight_opts *o, char *err,
+                    size_t errcap) {
+  if (!o->listen || !o->lake || (!o->tls_cert != !o->tls_key)) {
+    snprintf(err, errcap,
+             "flight: need an address, a lake, and both or "
+             "neither of the TLS certificate and key");
+    return TL_EINVAL;
+  }
+  grpc_init();
+  tl_flight_server *s = calloc(1, sizeof *s);
+  if (!s) {
+    grpc_shutdown();
+    return TL_ENOMEM;
+  }
+  s->keys = o->keys;
+  s->max_calls = o->max_calls ? o->max_calls : 256;
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
+  pthread_cond_init(&s->idle_cv, NULL);
+  pthread_mutex_init(&s->token_mu, NULL);
+  int rc = TL_ENOMEM;
+  s->threads = calloc(s->max_calls, sizeof *s->threads);
+  s->tokens = calloc(MAX_TOKENS, sizeof *s->tokens);
+  if (!s->threads || !s->tokens)
+    goto fail;
+  rc = tl__fsql_new(&s->fs, s, o->lake,
+                    o->max_sql_bytes ? o->max_sql_bytes : 1 << 20);
+  if (rc != 0)
+    goto fail;
+  grpc_arg args[2];
+  args[0].type = GRPC_ARG_INTEGER;
+  args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+  args[0].value.integer = 16 << 20; /* DoPut batches of parameters */
+  args[1].type = GRPC_ARG_INTEGER;
+  args[1].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+  args[1].value.integer = 4 << 20;
+  grpc_channel_args cargs = {2, args};
+  s->grpc = grpc_server_create(&cargs, NULL);
+  s->notify = grpc_completion_queue_create_for_next(NULL);
+  grpc_server_register_completion_queue(s->grpc, s->notify, NULL);
+  grpc_server_credentials *creds =
+      o->tls_cert ? tls_creds(o, err, errcap)
+                  : grpc_insecure_server_credentials_create();
+  if (!creds) {
+    rc = TL_EINVAL;
+    goto fail;
+  }
+  s->port = grpc_server_add_http2_port(s->grpc, o->listen, creds);
+  grpc_server_credentials_release(creds);
+  if (s->port <= 0) {
+    snprintf(err, errcap, "flight: cannot listen on %s", o->listen);
+    rc = TL_EIO;
+    goto fail;
+  }
+  grpc_server_start(s->grpc);
+  for (int i = 0; i < PENDING_ACCEPTS; i++)
+    if ((rc = request_slot(s, &s->slots[i])) != 0)
+      goto fail_started;
+  if (pthread_create(&s->acceptor, NULL, acceptor_main, s) != 0) {
+    rc = TL_ESYS;
+    goto fail_started;
+  }
+  s->acceptor_started = true;
+  *out = s;
+  return 0;
+fail_started:
+  snprintf(err, errcap, "flight: cannot start: %s", tl_strerror(rc));
+  tl_flight_stop(s, 0);
+  return rc;
+fail:
+  if (s->grpc) {
+    grpc_server_shutdown_and_notify(s->grpc, s->notify, &s->shutdown_tag);
+    grpc_server_cancel_all_calls(s->grpc);
+    grpc_completion_queue_shutdown(s->notify);
+    while (grpc_completion_queue_next(s->notify,
+                                      gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL)
+               .type != GRPC_QUEUE_SHUTDOWN)
+      ;
+    grpc_server_destroy(s->grpc);
+    grpc_completion_queue_destroy(s->notify);
+  }
+  if (rc == TL_ENOMEM)
+    snprintf(err, errcap, "flight: out of memory");
+  tl__fsql_free(s->fs);
+  free(s->threads);
+  free(s->tokens);
+  free(s);
+  grpc_shutdown();
+  return rc;
+}
+
+int tl_flight_port(const tl_flight_server *s) {
+  return s->port;
+}
+
+void tl_flight_stop(tl_flight_server *s, unsigned grace_ms) {
+  if (!s)
+    return;
+  grpc_server_shutdown_and_notify(s->grpc, s->notify, &s->shutdown_tag);
+  /* Calls in progress get `grace_ms` to finish. */
+  uint64_t deadline = tl_mono_ns() + (uint64_t)grace_ms * 1000000;
+  pthread_mutex_lock(&s->mu);
+  while ((s->active > 0 || s->head) && tl_mono_ns() < deadline) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 50 * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&s->idle_cv, &s->mu, &ts);
+  }
+  atomic_store(&s->stopping, true); /* their DuckDB work is interrupted */
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  grpc_server_cancel_all_calls(s->grpc);
+  for (unsigned i = 0; i < s->workers; i++)
+    pthread_join(s->threads[i], NULL);
+  /* The acceptor ends at the shutdown tag, which comes when the last call
+   * is gone. */
+  if (s->acceptor_started)
+    pthread_join(s->acceptor, NULL);
+  grpc_completion_queue_shutdown(s->notify);
+  while (grpc_completion_queue_next(s->notify,
+                                    gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL)
+             .type != GRPC_QUEUE_SHUTDOWN)
+    ;
+  for (int i = 0; i < PENDING_ACCEPTS; i++)
+    if (s->slots[i].call)
+      call_free(s->slots[i].call);
+  grpc_server_destroy(s->grpc);
+  grpc_completion_queue_destroy(s->notify);
+  tl__fsql_free(s->fs);
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
+  pthread_cond_destroy(&s->idle_cv);
+  pthread_mutex_destroy(&s->token_mu);
+  free(s->threads);
+  free(s->tokens);
+  free(s);
+  grpc_shutdown();
+}
