@@ -210,11 +210,14 @@ static int stmt_add(tl_fsql *fs, stmt *s) {
   return 0;
 }
 
-/* Finds a statement and marks it busy; NULL if unknown. */
-static stmt *stmt_get(tl_fsql *fs, const uint8_t id[16], int kind) {
+/* Finds a statement of `user` and marks it busy; NULL if unknown. A
+ * statement is only ever seen by the user (key) that made it. */
+static stmt *stmt_get(tl_fsql *fs, const uint8_t id[16], int kind,
+                      const char *user) {
   pthread_mutex_lock(&fs->mu);
   stmt *s = fs->stmts;
-  while (s && !(s->kind == kind && memcmp(s->id, id, 16) == 0))
+  while (s && !(s->kind == kind && memcmp(s->id, id, 16) == 0 &&
+                strcmp(s->user, user) == 0))
     s = s->next;
   if (s)
     s->busy++;
@@ -272,12 +275,13 @@ void tl__fsql_tick(tl_fsql *fs, int64_t now) {
 
 /* Interrupts a statement: one being streamed stops, one waiting for its
  * DoGet will fail with CANCELLED. Returns the Flight CancelStatus. */
-static int stmt_cancel(tl_fsql *fs, const uint8_t id[16]) {
+static int stmt_cancel(tl_fsql *fs, const uint8_t id[16], const char *user) {
   int status =
       ARROW__FLIGHT__PROTOCOL__CANCEL_STATUS__CANCEL_STATUS_NOT_CANCELLABLE;
   pthread_mutex_lock(&fs->mu);
   for (stmt *s = fs->stmts; s; s = s->next) {
-    if (s->kind != STMT_QUERY || memcmp(s->id, id, 16) != 0)
+    if (s->kind != STMT_QUERY || memcmp(s->id, id, 16) != 0 ||
+        strcmp(s->user, user) != 0)
       continue;
     s->cancelled = true;
     if (s->running) {
@@ -660,6 +664,49 @@ static bool is_meta(tl_flight_cmd k) {
   }
 }
 
+/* Unpacks the Flight SQL command (or ticket) in p[0, n). An empty or
+ * malformed one is answered INVALID_ARGUMENT with the reason (return
+ * TL_EINVAL); a well-formed Any naming no Flight SQL message gives
+ * TL_ENOTFOUND (the caller refuses it as unknown). SQL that lost bytes in
+ * decoding (an embedded NUL: C strings stop there) is refused rather than
+ * run cut short. */
+static int unpack_command(tl_fcall *c, const uint8_t *p, size_t n,
+                          tl_flight_cmd *kind, ProtobufCMessage **m,
+                          tl_flight_any *any) {
+  memset(any, 0, sizeof *any);
+  if (n == 0) {
+    fail(c, GRPC_STATUS_INVALID_ARGUMENT,
+         "%s: no command: expected a Flight SQL command packed in an Any",
+         c->method);
+    return TL_EINVAL;
+  }
+  int rc = tl_flight_any_unpack(p, n, kind, m, any);
+  if (rc == TL_ENOTFOUND && any->type_url.n == 0) {
+    fail(c, GRPC_STATUS_INVALID_ARGUMENT,
+         "%s: the command is not a packed Any (no type_url)", c->method);
+    return TL_EINVAL;
+  }
+  if (rc == TL_ENOTFOUND)
+    return rc;
+  if (rc) {
+    fail(c, GRPC_STATUS_INVALID_ARGUMENT,
+         "%s: the command is not a valid packed Flight SQL command: %s",
+         c->method, tl_strerror(rc));
+    return TL_EINVAL;
+  }
+  if ((*kind == TL_FLIGHT_CMD_STATEMENT_QUERY ||
+       *kind == TL_FLIGHT_CMD_CREATE_PREPARED_STATEMENT_REQUEST) &&
+      protobuf_c_message_get_packed_size(*m) < any->value.n &&
+      memchr(any->value.p, 0, any->value.n)) {
+    protobuf_c_message_free_unpacked(*m, NULL);
+    *m = NULL;
+    fail(c, GRPC_STATUS_INVALID_ARGUMENT, "%s: the SQL contains a NUL byte",
+         c->method);
+    return TL_EINVAL;
+  }
+  return 0;
+}
+
 /* Refusals shared by GetFlightInfo, GetSchema, DoPut and DoGet. */
 static int refuse_command(tl_fcall *c, tl_flight_cmd kind, tl_flight_any *any) {
   switch (kind) {
@@ -719,16 +766,19 @@ static int info_statement(tl_fsql *fs, tl_fcall *c, const char *sql,
     q->range_end = s->end;
     q->limit = s->limit;
   }
+  /* A phase that fails ends with the query (tl_qrec_finish): only
+   * completed phases have duration metrics. */
   tl_qrec_phase_begin(q, TL_QPH_CONTEXT);
   rc = tl_session_open_for(&s->session, fs->lake, s->begin, s->end, sql, err,
                            sizeof err);
-  tl_qrec_phase_end(q, TL_QPH_CONTEXT);
   if (rc == 0) {
+    tl_qrec_phase_end(q, TL_QPH_CONTEXT);
     tl_qrec_phase_begin(q, TL_QPH_PLANNING);
     rc = tl_query_prepare(&s->query, s->session, sql, err, sizeof err);
     if (rc == 0)
       rc = tl_query_schema(s->query, schema, err, sizeof err);
-    tl_qrec_phase_end(q, TL_QPH_PLANNING);
+    if (rc == 0)
+      tl_qrec_phase_end(q, TL_QPH_PLANNING);
   }
   if (rc) {
     fail(c, status_of(rc), "query %s: %s", id, err);
@@ -759,6 +809,36 @@ fail:
   return -1;
 }
 
+/* The result schema of a prepared statement whose columns DuckDB only
+ * types once its parameters are bound (`SELECT ? AS v`): the statement is
+ * run with its parameters under LIMIT 0. Falls back to the schema of its
+ * creation. */
+static int bound_schema(tl_fsql *fs, stmt *s, struct ArrowSchema *out) {
+  char err[512];
+  size_t n = strlen(s->sql) + 64;
+  char *sql = malloc(n);
+  tl_session *session = NULL;
+  tl_query *q = NULL;
+  int rc = TL_ENOMEM;
+  if (sql) {
+    snprintf(sql, n, "SELECT * FROM (%s) LIMIT 0", s->sql);
+    rc = tl_session_open_for(&session, fs->lake, s->begin, s->end, sql, err,
+                             sizeof err);
+  }
+  if (rc == 0)
+    rc = tl_query_prepare(&q, session, sql, err, sizeof err);
+  if (rc == 0)
+    rc = tl_query_bind(q, &s->bound_schema, &s->bound, 0, err, sizeof err);
+  if (rc == 0)
+    rc = tl_query_execute(q, 0, NULL, NULL, err, sizeof err);
+  if (rc == 0)
+    rc = tl_query_schema(q, out, err, sizeof err);
+  tl_query_close(q);
+  tl_session_close(session);
+  free(sql);
+  return rc == 0 ? 0 : tl_arrow_schema_copy(&s->dataset, out);
+}
+
 /* Fills schema (and the ticket) for any supported command. Returns 0, or
  * -1 when the call was answered with an error. */
 static int describe(tl_fsql *fs, tl_fcall *c, const uint8_t *cmd, size_t n,
@@ -766,13 +846,11 @@ static int describe(tl_fsql *fs, tl_fcall *c, const uint8_t *cmd, size_t n,
   tl_flight_cmd kind;
   ProtobufCMessage *m = NULL;
   tl_flight_any any;
-  int rc = tl_flight_any_unpack(cmd, n, &kind, &m, &any);
+  int rc = unpack_command(c, cmd, n, &kind, &m, &any);
   if (rc == TL_ENOTFOUND)
     return refuse_command(c, TL_FLIGHT_CMD_UNKNOWN, &any);
   if (rc)
-    return fail(c, GRPC_STATUS_INVALID_ARGUMENT,
-                "%s: the command is not a valid packed Flight SQL command: %s",
-                c->method, tl_strerror(rc));
+    return -1; /* answered */
   char err[2048];
   int out = 0;
   if (kind == TL_FLIGHT_CMD_STATEMENT_QUERY) {
@@ -783,13 +861,15 @@ static int describe(tl_fsql *fs, tl_fcall *c, const uint8_t *cmd, size_t n,
         (void *)m;
     uint8_t id[16];
     stmt *s = parse_prepared_handle(q->prepared_statement_handle, id)
-                  ? stmt_get(fs, id, STMT_PREPARED)
+                  ? stmt_get(fs, id, STMT_PREPARED, c->user)
                   : NULL;
     if (!s) {
       out = fail(c, GRPC_STATUS_NOT_FOUND,
                  "%s: unknown or closed prepared statement", c->method);
     } else {
-      rc = tl_arrow_schema_copy(&s->dataset, schema);
+      rc = s->dataset.n_children == 0 && s->bound.release
+               ? bound_schema(fs, s, schema)
+               : tl_arrow_schema_copy(&s->dataset, schema);
       stmt_put(fs, s, false);
       if (rc == 0 && ticket)
         rc = tl_flight_any_pack(m, ticket);
@@ -966,11 +1046,12 @@ static int open_and_plan(tl_fsql *fs, tl_fcall *c, tl_qrec *rec,
   tl_qrec_phase_begin(rec, TL_QPH_CONTEXT);
   int rc =
       tl_session_open_for(session, fs->lake, begin, end, sql, err, sizeof err);
-  tl_qrec_phase_end(rec, TL_QPH_CONTEXT);
   if (rc == 0) {
+    tl_qrec_phase_end(rec, TL_QPH_CONTEXT);
     tl_qrec_phase_begin(rec, TL_QPH_PLANNING);
     rc = tl_query_prepare(q, *session, sql, err, sizeof err);
-    tl_qrec_phase_end(rec, TL_QPH_PLANNING);
+    if (rc == 0)
+      tl_qrec_phase_end(rec, TL_QPH_PLANNING);
   }
   if (rc) {
     fail(c, status_of(rc), "query %s: %s", rec->id, err);
@@ -1047,7 +1128,7 @@ static void doget_statement(tl_fsql *fs, tl_fcall *c, ProtobufCBinaryData h) {
     fail(c, GRPC_STATUS_INVALID_ARGUMENT, "DoGet: malformed statement ticket");
     return;
   }
-  stmt *s = stmt_get(fs, t.id, STMT_QUERY);
+  stmt *s = stmt_get(fs, t.id, STMT_QUERY, c->user);
   tl_session *session = NULL;
   tl_query *q = NULL;
   if (s) {
@@ -1086,8 +1167,9 @@ out:
 
 static void doget_prepared(tl_fsql *fs, tl_fcall *c, ProtobufCBinaryData h) {
   uint8_t id[16];
-  stmt *s =
-      parse_prepared_handle(h, id) ? stmt_get(fs, id, STMT_PREPARED) : NULL;
+  stmt *s = parse_prepared_handle(h, id)
+                ? stmt_get(fs, id, STMT_PREPARED, c->user)
+                : NULL;
   if (!s) {
     fail(c, GRPC_STATUS_NOT_FOUND,
          "DoGet: unknown or closed prepared statement");
@@ -1140,12 +1222,11 @@ static void serve_do_get(tl_fsql *fs, tl_fcall *c) {
   tl_flight_cmd kind;
   ProtobufCMessage *m = NULL;
   tl_flight_any any;
-  int rc = tl_flight_any_unpack(t->ticket.data, t->ticket.len, &kind, &m, &any);
+  int rc = unpack_command(c, t->ticket.data, t->ticket.len, &kind, &m, &any);
   if (rc == TL_ENOTFOUND) {
     refuse_command(c, TL_FLIGHT_CMD_UNKNOWN, &any);
   } else if (rc) {
-    fail(c, GRPC_STATUS_INVALID_ARGUMENT, "DoGet: malformed ticket: %s",
-         tl_strerror(rc));
+    /* answered */
   } else if (kind == TL_FLIGHT_CMD_TICKET_STATEMENT_QUERY) {
     doget_statement(fs, c,
                     ((Arrow__Flight__Protocol__Sql__TicketStatementQuery *)m)
@@ -1208,22 +1289,27 @@ static void serve_do_put(tl_fsql *fs, tl_fcall *c) {
   }
   tl_flight_cmd kind;
   tl_flight_any any;
-  rc = tl_flight_any_unpack(d->cmd.data, d->cmd.len, &kind, &m, &any);
+  if (d->type !=
+      ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__CMD) {
+    protobuf_c_message_free_unpacked(&d->base, NULL);
+    fail(c, GRPC_STATUS_INVALID_ARGUMENT,
+         "DoPut: tracelake takes commands (descriptor type CMD), not paths");
+    goto out;
+  }
+  rc = unpack_command(c, d->cmd.data, d->cmd.len, &kind, &m, &any);
   protobuf_c_message_free_unpacked(&d->base, NULL);
   if (rc == TL_ENOTFOUND ||
       (rc == 0 && kind != TL_FLIGHT_CMD_PREPARED_STATEMENT_QUERY)) {
     refuse_command(c, rc ? TL_FLIGHT_CMD_UNKNOWN : kind, &any);
     goto out;
   }
-  if (rc) {
-    fail(c, GRPC_STATUS_INVALID_ARGUMENT, "DoPut: malformed command");
-    goto out;
-  }
+  if (rc)
+    goto out; /* answered */
   uint8_t id[16];
   const Arrow__Flight__Protocol__Sql__CommandPreparedStatementQuery *q =
       (const void *)m;
   s = parse_prepared_handle(q->prepared_statement_handle, id)
-          ? stmt_get(fs, id, STMT_PREPARED)
+          ? stmt_get(fs, id, STMT_PREPARED, c->user)
           : NULL;
   if (!s) {
     fail(c, GRPC_STATUS_NOT_FOUND,
@@ -1358,9 +1444,14 @@ static void action_create_prepared(tl_fsql *fs, tl_fcall *c,
                                    const Arrow__Flight__Protocol__Action *a) {
   ProtobufCMessage *m = NULL;
   char err[2048];
-  if (tl_flight_any_unpack_as(a->body.data, a->body.len,
-                              TL_FLIGHT_CMD_CREATE_PREPARED_STATEMENT_REQUEST,
-                              &m) != 0) {
+  tl_flight_cmd kind;
+  tl_flight_any any;
+  int urc = unpack_command(c, a->body.data, a->body.len, &kind, &m, &any);
+  if (urc == TL_EINVAL)
+    return; /* answered */
+  if (urc != 0 || kind != TL_FLIGHT_CMD_CREATE_PREPARED_STATEMENT_REQUEST) {
+    if (m)
+      protobuf_c_message_free_unpacked(m, NULL);
     fail(c, GRPC_STATUS_INVALID_ARGUMENT,
          "CreatePreparedStatement: the body must be a packed "
          "ActionCreatePreparedStatementRequest");
@@ -1455,7 +1546,7 @@ static void action_close_prepared(tl_fsql *fs, tl_fcall *c,
   const Arrow__Flight__Protocol__Sql__ActionClosePreparedStatementRequest *rq =
       (const void *)m;
   stmt *s = parse_prepared_handle(rq->prepared_statement_handle, id)
-                ? stmt_get(fs, id, STMT_PREPARED)
+                ? stmt_get(fs, id, STMT_PREPARED, c->user)
                 : NULL;
   if (s) {
     stmt_put(fs, s, true);
@@ -1521,7 +1612,7 @@ static void action_cancel(tl_fsql *fs, tl_fcall *c,
          deprecated ? "CancelQuery" : "CancelFlightInfo");
     goto out;
   }
-  int status = stmt_cancel(fs, id);
+  int status = stmt_cancel(fs, id, c->user);
   int rc;
   if (deprecated) {
     Arrow__Flight__Protocol__Sql__ActionCancelQueryResult r =
@@ -1545,13 +1636,79 @@ out:
     protobuf_c_message_free_unpacked(outer, NULL);
 }
 
-static void action_session(tl_fcall *c, const char *type) {
+/* SetSessionOptions: tracelake has one catalog and one schema, so
+ * "catalog" and "schema" are accepted when they name them (clients that
+ * pass a catalog connect), anything else is refused option by option. */
+static int set_session_options(tl_fcall *c,
+                               const Arrow__Flight__Protocol__Action *a) {
+  Arrow__Flight__Protocol__SetSessionOptionsRequest *rq =
+      (void *)protobuf_c_message_unpack(
+          &arrow__flight__protocol__set_session_options_request__descriptor,
+          NULL, a->body.len, a->body.data);
+  if (!rq)
+    return fail(c, GRPC_STATUS_INVALID_ARGUMENT,
+                "SetSessionOptions: malformed SetSessionOptionsRequest");
+  size_t n = rq->n_session_options;
+  Arrow__Flight__Protocol__SetSessionOptionsResult__ErrorsEntry *entries =
+      calloc(n ? n : 1, sizeof *entries);
+  Arrow__Flight__Protocol__SetSessionOptionsResult__ErrorsEntry **ptrs =
+      calloc(n ? n : 1, sizeof *ptrs);
+  Arrow__Flight__Protocol__SetSessionOptionsResult__Error *errs =
+      calloc(n ? n : 1, sizeof *errs);
+  int rc = -1;
+  if (!entries || !ptrs || !errs) {
+    fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    goto out;
+  }
+  Arrow__Flight__Protocol__SetSessionOptionsResult r =
+      ARROW__FLIGHT__PROTOCOL__SET_SESSION_OPTIONS_RESULT__INIT;
+  for (size_t i = 0; i < n; i++) {
+    const char *key = rq->session_options[i]->key;
+    const Arrow__Flight__Protocol__SessionOptionValue *v =
+        rq->session_options[i]->value;
+    const char *want = strcmp(key, "catalog") == 0  ? TL_META_CATALOG
+                       : strcmp(key, "schema") == 0 ? TL_META_SCHEMA
+                                                    : NULL;
+    int e = 0;
+    if (!want)
+      e = ARROW__FLIGHT__PROTOCOL__SET_SESSION_OPTIONS_RESULT__ERROR_VALUE__INVALID_NAME;
+    else if (
+        v && v->option_value_case != 0 &&
+        !(v->option_value_case ==
+              ARROW__FLIGHT__PROTOCOL__SESSION_OPTION_VALUE__OPTION_VALUE_STRING_VALUE &&
+          strcmp(v->string_value, want) == 0))
+      e = ARROW__FLIGHT__PROTOCOL__SET_SESSION_OPTIONS_RESULT__ERROR_VALUE__INVALID_VALUE;
+    if (!e)
+      continue;
+    Arrow__Flight__Protocol__SetSessionOptionsResult__Error ev =
+        ARROW__FLIGHT__PROTOCOL__SET_SESSION_OPTIONS_RESULT__ERROR__INIT;
+    ev.value = (Arrow__Flight__Protocol__SetSessionOptionsResult__ErrorValue)e;
+    errs[r.n_errors] = ev;
+    Arrow__Flight__Protocol__SetSessionOptionsResult__ErrorsEntry en =
+        ARROW__FLIGHT__PROTOCOL__SET_SESSION_OPTIONS_RESULT__ERRORS_ENTRY__INIT;
+    en.key = (char *)key;
+    en.value = &errs[r.n_errors];
+    entries[r.n_errors] = en;
+    ptrs[r.n_errors] = &entries[r.n_errors];
+    r.n_errors++;
+  }
+  r.errors = ptrs;
+  rc = send_result(c, &r.base, false);
+out:
+  free(entries);
+  free(ptrs);
+  free(errs);
+  protobuf_c_message_free_unpacked(&rq->base, NULL);
+  return rc;
+}
+
+static void action_session(tl_fcall *c,
+                           const Arrow__Flight__Protocol__Action *a,
+                           const char *type) {
   int rc = 0;
   if (strcmp(type, "SetSessionOptions") == 0) {
-    /* Accepted: tracelake has one catalog and schema, nothing to set. */
-    Arrow__Flight__Protocol__SetSessionOptionsResult r =
-        ARROW__FLIGHT__PROTOCOL__SET_SESSION_OPTIONS_RESULT__INIT;
-    rc = send_result(c, &r.base, false);
+    if ((rc = set_session_options(c, a)) != 0)
+      return; /* answered, or the client went away */
   } else if (strcmp(type, "GetSessionOptions") == 0) {
     Arrow__Flight__Protocol__SessionOptionValue v[2] = {
         ARROW__FLIGHT__PROTOCOL__SESSION_OPTION_VALUE__INIT,
@@ -1604,7 +1761,7 @@ static void serve_do_action(tl_fsql *fs, tl_fcall *c) {
   else if (strcmp(t, "SetSessionOptions") == 0 ||
            strcmp(t, "GetSessionOptions") == 0 ||
            strcmp(t, "CloseSession") == 0)
-    action_session(c, t);
+    action_session(c, a, t);
   else if (strcmp(t, "BeginTransaction") == 0 ||
            strcmp(t, "EndTransaction") == 0 ||
            strcmp(t, "BeginSavepoint") == 0 || strcmp(t, "EndSavepoint") == 0)

@@ -53,13 +53,21 @@ void tl_qrec_phase_begin(tl_qrec *q, int phase) {
   q->phase_begin[phase] = tl_ticks();
 }
 
-void tl_qrec_phase_end(tl_qrec *q, int phase) {
+/* Ends a phase's span; returns its duration, 0 if it was not open. */
+static uint64_t phase_close(tl_qrec *q, int phase, uint64_t now) {
   if (!q->active || !q->phase_begin[phase] || q->phase_ticks[phase])
-    return;
-  uint64_t now = tl_ticks();
+    return 0;
   uint64_t d = now - q->phase_begin[phase];
   q->phase_ticks[phase] = d ? d : 1; /* ended, even if within one tick */
   TL_ASYNC_END(q->phase[phase]);
+  return q->phase_ticks[phase];
+}
+
+void tl_qrec_phase_end(tl_qrec *q, int phase) {
+  uint64_t now = tl_ticks();
+  uint64_t d = phase_close(q, phase, now);
+  if (!d)
+    return;
   switch (phase) {
   case TL_QPH_CONTEXT:
     TL_IMETRIC("context_init_duration", "ticks", d);
@@ -174,9 +182,12 @@ static void log_line(const tl_qrec *q, int status, const char *error,
 void tl_qrec_finish(tl_qrec *q, int status, const char *error) {
   if (!q->active)
     return;
-  for (int ph = 0; ph < TL_QPH_COUNT; ph++)
-    tl_qrec_phase_end(q, ph);
+  /* A phase still open failed or was cut short: its span ends here, but
+   * only completed phases have duration metrics (the stream phase has
+   * none of its own: the total covers it). */
   uint64_t end = tl_ticks();
+  for (int ph = 0; ph < TL_QPH_COUNT; ph++)
+    phase_close(q, ph, end);
   if (status == TL_QST_OK) {
     TL_IMETRIC("query_duration_total", "ticks", end - q->arrival);
     TL_IMETRIC("query_completed_successfully", "count", 1);
@@ -259,8 +270,8 @@ void tl_sql_fingerprint(const char *sql, char *out, size_t cap) {
         p++;
       PUT('?');
     } else if (ident_char(c)) {
-      while (ident_char(*p))
-        PUT((char)*p++);
+      for (; ident_char(*p); p++)
+        PUT((char)*p);
     } else {
       PUT((char)c);
       p++;

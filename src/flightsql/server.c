@@ -658,13 +658,28 @@ static void *acceptor_main(void *arg) {
 
 /* ---- start / stop -------------------------------------------------------- */
 
+/* A PEM file as a C string (gRPC takes them NUL-terminated). */
+static int read_pem(const char *path, char **out) {
+  uint8_t *p = NULL;
+  size_t n = 0;
+  int rc = tl_read_file(path, 1 << 20, &p, &n);
+  if (rc)
+    return rc;
+  char *s = realloc(p, n + 1);
+  if (!s) {
+    free(p);
+    return TL_ENOMEM;
+  }
+  s[n] = 0;
+  *out = s;
+  return 0;
+}
+
 static grpc_server_credentials *tls_creds(const tl_flight_opts *o, char *err,
                                           size_t errcap) {
   char *cert = NULL, *key = NULL;
-  size_t n;
   grpc_server_credentials *creds = NULL;
-  if (tl_read_file(o->tls_cert, 1 << 20, (uint8_t **)&cert, &n) != 0 ||
-      tl_read_file(o->tls_key, 1 << 20, (uint8_t **)&key, &n) != 0) {
+  if (read_pem(o->tls_cert, &cert) != 0 || read_pem(o->tls_key, &key) != 0) {
     snprintf(err, errcap, "cannot read the TLS certificate %s or key %s",
              o->tls_cert, o->tls_key);
     goto out;

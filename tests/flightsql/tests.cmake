@@ -48,3 +48,29 @@ if(TL_HAVE_FLIGHT)
     endforeach()
   endif()
 endif()
+
+# The query service observes itself (test_selfobs.c): a known mix of
+# queries, then the server's own metrics, span trees and query log read
+# back through Flight SQL.
+if(TL_HAVE_FLIGHT)
+  add_executable(test_selfobs flightsql/test_selfobs.c ingest/harness.c)
+  target_link_libraries(test_selfobs PRIVATE tl_flightclient tl_server
+                                             tracelake_static)
+  target_include_directories(test_selfobs PRIVATE ${PROJECT_SOURCE_DIR}/tests)
+  target_compile_definitions(test_selfobs PRIVATE
+    TL_TRACELAKE_EXE="$<TARGET_FILE:tracelake>")
+  add_dependencies(test_selfobs tracelake)
+  foreach(t every_query_is_observed self_telemetry_can_be_turned_off
+            querying_the_telemetry_does_not_cascade)
+    add_test(NAME test_selfobs.${t} COMMAND test_selfobs ${t})
+    set_tests_properties(test_selfobs.${t} PROPERTIES TIMEOUT 300
+      LABELS flightsql ENVIRONMENT "TL_TEST_CATALOG=sqlite")
+  endforeach()
+  if(TL_PG_AVAILABLE)
+    add_test(NAME test_selfobs.pg_every_query_is_observed
+             COMMAND test_selfobs every_query_is_observed)
+    set_tests_properties(test_selfobs.pg_every_query_is_observed PROPERTIES
+      TIMEOUT 300 FIXTURES_REQUIRED pg LABELS "flightsql;pg"
+      ENVIRONMENT "${TL_PG_ENV}")
+  endif()
+endif()

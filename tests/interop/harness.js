@@ -8,7 +8,9 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawn, execFile } = require('node:child_process');
+const { spawn, execFile, execFileSync } = require('node:child_process');
+const { test, before, after } = require('node:test');
+const fsql = require('./flightsql.js');
 
 const BIN = process.env.TRACELAKE_BIN || path.resolve(__dirname, '../../build/tracelake');
 
@@ -143,7 +145,7 @@ class Server {
 function selfSignedCert(dir, name = 'server') {
   const cert = path.join(dir, `${name}.crt`);
   const key = path.join(dir, `${name}.key`);
-  require('node:child_process').execFileSync('openssl', ['req', '-x509', '-newkey', 'ec',
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec',
     '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=localhost',
     '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', key, '-out', cert], { stdio: 'pipe' });
   return { cert, key, pem: fs.readFileSync(cert) };
@@ -180,12 +182,7 @@ function rfc3339(ns) {
   return `${iso}.${frac}Z`;
 }
 
-module.exports = { BIN, DEMO_TARGET, Server, exactSql, sqlRows, rfc3339, run, selfSignedCert };
-
 // ---- test scaffolding ----------------------------------------------------------
-
-const { test, before, after } = require('node:test');
-const fsql = require('./flightsql.js');
 
 function codeName(code) {
   return Object.keys(fsql.grpc.status).find((k) => fsql.grpc.status[k] === code) || String(code);
@@ -256,4 +253,7 @@ function serverSuite({ apiKeys, demo = false, clientHeaders, tls = false } = {})
   return ctx;
 }
 
-Object.assign(module.exports, { codeName, rejectsWith, sorted, serverSuite });
+module.exports = {
+  BIN, DEMO_TARGET, Server, exactSql, sqlRows, rfc3339, run, selfSignedCert,
+  codeName, rejectsWith, sorted, serverSuite,
+};

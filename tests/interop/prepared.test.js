@@ -141,8 +141,8 @@ s.test('DoPut binding needs the command in the first message\'s descriptor', asy
   } catch (e) {
     err = e;
   }
-  assert.ok(err && [grpc.status.INVALID_ARGUMENT, grpc.status.UNIMPLEMENTED].includes(err.code),
-    `DoPut with a PATH descriptor: ${err ? err.message : 'accepted'}`);
+  assert.ok(err && [grpc.status.INVALID_ARGUMENT, grpc.status.UNIMPLEMENTED].includes(err.code) && err.details,
+    `DoPut with a PATH descriptor: ${err ? `${err.message} (status details must say why)` : 'accepted'}`);
   assert.equal((await s.client.query('SELECT 1 AS one')).table.numRows, 1, 'still serving');
 });
 
