@@ -25,7 +25,8 @@ static void usage(FILE *o) {
   fprintf(
       o,
       "usage: tracelake query [options] \"SQL\"\n"
-      "       tracelake query [options] --tables\n\n"
+      "       tracelake query [options] --tables\n"
+      "       tracelake query [options] --slow [--since AGE]\n\n"
       "Runs one query on a tracelake Flight SQL server and prints the\n"
       "result (or, with --tables, the tables the server offers).\n\n"
       "  --server URL      grpc://host:port or grpc+tls://host:port\n"
@@ -41,7 +42,11 @@ static void usage(FILE *o) {
       "  --limit N         at most N rows\n"
       "  --timeout SEC     give up after SEC seconds (default: none)\n"
       "  --format F        table (default), csv or json (one object a line)\n"
-      "  --tables          list tables instead of running SQL\n\n"
+      "  --tables          list tables instead of running SQL\n"
+      "  --slow            the server's slowest queries (from its query_log)\n"
+      "                    with their phase breakdown, slowest first\n"
+      "  --since AGE       with --slow: queries of the last AGE (default "
+      "1h)\n\n"
       "Exit status: 0 done, 1 the query or the connection failed, 2 bad\n"
       "usage, 130 interrupted.\n");
 }
@@ -339,7 +344,8 @@ int tl_app_query(int argc, char **argv) {
   char begin[40] = "", end[40] = "";
   int64_t limit = -1, timeout_s = 0;
   int format = FMT_TABLE;
-  bool tables = false;
+  bool tables = false, slow = false;
+  char slow_sql[1024];
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -348,6 +354,10 @@ int tl_app_query(int argc, char **argv) {
     }
     if (!strcmp(a, "--tables")) {
       tables = true;
+      continue;
+    }
+    if (!strcmp(a, "--slow")) {
+      slow = true;
       continue;
     }
     if (a[0] != '-' || !a[1]) {
@@ -373,7 +383,14 @@ int tl_app_query(int argc, char **argv) {
       o.user = v;
     else if (!strcmp(a, "--password"))
       o.password = v;
-    else if (!strcmp(a, "--begin") || !strcmp(a, "--end")) {
+    else if (!strcmp(a, "--since")) {
+      int64_t age;
+      if (tl_app_parse_age(v, &age)) {
+        fprintf(stderr, ME ": --since wants an age (90m, 1h, 2d)\n");
+        return 2;
+      }
+      tl_rfc3339_format(tl_wall_ns() - age, begin);
+    } else if (!strcmp(a, "--begin") || !strcmp(a, "--end")) {
       if (parse_time(v, a[2] == 'b' ? begin : end)) {
         fprintf(stderr,
                 ME ": %s: '%s' is neither RFC 3339 (2026-11-26T12:00:00Z) "
@@ -406,6 +423,27 @@ int tl_app_query(int argc, char **argv) {
       fprintf(stderr, ME ": unknown option %s (try --help)\n", a);
       return 2;
     }
+  }
+  if (slow) {
+    /* The slowest queries of the window, with where their time went. The
+     * window (--since, default 1h) bounds the scan like any range. */
+    if (sql || tables) {
+      fprintf(stderr, ME ": --slow takes no SQL and no --tables\n");
+      return 2;
+    }
+    if (!begin[0])
+      tl_rfc3339_format(tl_wall_ns() - (int64_t)3600 * 1000000000, begin);
+    snprintf(slow_sql, sizeof slow_sql,
+             "SELECT begin_time, status, round(total_ns / 1e6, 3) AS "
+             "total_ms, round(setup_ns / 1e6, 3) AS setup_ms, "
+             "round(context_ns / 1e6, 3) AS context_ms, round(planning_ns / "
+             "1e6, 3) AS planning_ms, round(execution_ns / 1e6, 3) AS "
+             "execution_ms, round((total_ns - coalesce(setup_ns, total_ns)) "
+             "/ 1e6, 3) AS stream_ms, \"rows\", \"user\", "
+             "left(fingerprint, 60) AS query FROM query_log "
+             "ORDER BY total_ns DESC LIMIT %lld",
+             (long long)(limit >= 0 ? limit : 20));
+    sql = slow_sql;
   }
   if (tables == (sql != NULL)) {
     if (tables)

@@ -12,6 +12,7 @@
  * in the same run, and as a `RESULT bench=flight ...` line; timing never
  * makes this program fail, query errors and wrong row counts do. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -74,6 +75,7 @@ typedef struct opts {
   const char *tracelake; /* the tracelake executable */
   const char *dir;       /* parent of the work directory */
   const char *perf;      /* directory for perf profiles, or NULL */
+  const char *callgraph; /* perf --call-graph mode ("fp", "dwarf") */
   unsigned phases;
   unsigned queries, warmup; /* SELECT 1 loop */
   uint64_t rows;            /* rows of the large results */
@@ -151,6 +153,33 @@ static double proc_rss_mib(pid_t pid) {
   }
   fclose(f);
   return mib;
+}
+
+/* Context switches (voluntary and not) of every thread of `pid`. */
+static uint64_t proc_ctxsw(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+  DIR *d = opendir(path);
+  uint64_t sum = 0;
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    if (e->d_name[0] == '.')
+      continue;
+    char sp[400], line[256];
+    snprintf(sp, sizeof sp, "%s/%s/status", path, e->d_name);
+    FILE *f = fopen(sp, "r");
+    while (f && fgets(line, sizeof line, f)) {
+      unsigned long long v;
+      if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1 ||
+          sscanf(line, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
+        sum += v;
+    }
+    if (f)
+      fclose(f);
+  }
+  if (d)
+    closedir(d);
+  return sum;
 }
 
 /* ---- Servers -------------------------------------------------------------
@@ -325,11 +354,14 @@ static int load_demo(const server *s, const opts *o, const char *work) {
 static pid_t perf_start(const opts *o, const server *s, const char *phase) {
   if (!o->perf)
     return 0;
-  char out[1024], pids[64];
+  char out[1024], pids[64], cg[64];
   snprintf(out, sizeof out, "%s/%s.data", o->perf, phase);
   snprintf(pids, sizeof pids, "%d,%d", (int)s->pid, (int)getpid());
-  char *argv[] = {"perf", "record", "-q", "-e",  "cpu-clock", "-F", "999",
-                  "-g",   "-p",     pids, "-o", out,         NULL};
+  snprintf(cg, sizeof cg, "--call-graph=%s", o->callgraph);
+  /* DWARF unwinding copies stacks: sample less often. */
+  char *freq = strncmp(o->callgraph, "dwarf", 5) ? "999" : "499";
+  char *argv[] = {"perf", "record", "-q", "-e",  "cpu-clock", "-F", freq,
+                  cg,     "-p",     pids, "-o", out,         NULL};
   pid_t p;
   if (posix_spawnp(&p, "perf", NULL, NULL, argv, environ)) {
     fprintf(stderr, "bench_flight: cannot start perf: %s\n", strerror(errno));
@@ -645,6 +677,106 @@ static int inproc_run(in_process *ip, const char *sql, int64_t *rows) {
   return rc;
 }
 
+/* The same, plus what the service adds to the data without a network:
+ * chunks coalesced into record batches of at most 64 Ki rows or 1 MiB (as
+ * flightsql.c does), encoded as Arrow IPC, and decoded back into arrays as
+ * the client does. */
+typedef struct codec_sink {
+  tl_ipc_reader *r;
+  int64_t rows;
+  uint64_t bytes;
+  char err[256];
+} codec_sink;
+
+static int codec_emit(void *ctx, const uint8_t *header, size_t header_len,
+                      uint8_t *body, size_t body_len, bool *take_body) {
+  codec_sink *k = ctx;
+  int kind = 0;
+  (void)take_body; /* the writer frees it */
+  int rc = tl_ipc_reader_feed(k->r, header, header_len, body, body_len, &kind,
+                              k->err, sizeof k->err);
+  k->bytes += header_len + body_len;
+  struct ArrowArray a;
+  if (rc == 0 && kind == TL_IPC_BATCH && tl_ipc_reader_take(k->r, &a) == 0) {
+    k->rows += a.length;
+    tl_arrow_array_release(&a);
+  }
+  return rc;
+}
+
+#define CODEC_ROWS 65536
+#define CODEC_BYTES ((uint64_t)1 << 20)
+#define CODEC_PENDING 256
+
+static int inproc_codec_run(in_process *ip, const char *sql, int64_t *rows,
+                            uint64_t *bytes) {
+  char err[2048] = "";
+  tl_session *s = NULL;
+  tl_query *q = NULL;
+  tl_ipc_writer *w = NULL;
+  codec_sink k = {0};
+  struct ArrowSchema schema = {0};
+  struct ArrowArray pend[CODEC_PENDING];
+  tl_ipc_slice sl[CODEC_PENDING];
+  size_t n = 0;
+  int64_t prow = 0;
+  uint64_t pbytes = 0;
+  int rc = tl_ipc_reader_new(&k.r);
+  if (rc == 0)
+    rc = tl_session_open_for(&s, ip->lake, INT64_MIN, INT64_MAX, sql, err,
+                             sizeof err);
+  if (rc == 0)
+    rc = tl_query_prepare(&q, s, sql, err, sizeof err);
+  if (rc == 0)
+    rc = tl_query_execute(q, -1, NULL, NULL, err, sizeof err);
+  if (rc == 0)
+    rc = tl_query_schema(q, &schema, err, sizeof err);
+  if (rc == 0)
+    rc = tl_ipc_writer_new(&w, &schema, err, sizeof err);
+  if (rc == 0)
+    rc = tl_ipc_writer_schema(w, codec_emit, &k);
+  bool end = false;
+  while (rc == 0 && !end) {
+    int got = n < CODEC_PENDING ? tl_query_next(q, &pend[n], err, sizeof err)
+                                : 0;
+    if (got < 0) {
+      rc = got;
+      break;
+    }
+    if (got > 0) {
+      prow += pend[n].length;
+      pbytes += tl_ipc_body_size(&schema, &pend[n], 0, pend[n].length);
+      sl[n] = (tl_ipc_slice){&pend[n], 0, pend[n].length};
+      n++;
+    } else if (n < CODEC_PENDING) {
+      end = true;
+    }
+    if (n && (end || n == CODEC_PENDING || prow >= CODEC_ROWS ||
+              pbytes >= CODEC_BYTES)) {
+      rc = tl_ipc_writer_batch(w, sl, n, codec_emit, &k, err, sizeof err);
+      for (size_t i = 0; i < n; i++)
+        tl_arrow_array_release(&pend[i]);
+      n = 0;
+      prow = 0;
+      pbytes = 0;
+    }
+  }
+  for (size_t i = 0; i < n; i++)
+    tl_arrow_array_release(&pend[i]);
+  if (rc)
+    fprintf(stderr, "bench_flight: in-process codec %.60s: %s %s\n", sql, err,
+            k.err);
+  *rows = k.rows;
+  *bytes = k.bytes;
+  tl_ipc_writer_free(w);
+  if (schema.release)
+    schema.release(&schema);
+  tl_ipc_reader_free(k.r);
+  tl_query_close(q);
+  tl_session_close(s);
+  return rc;
+}
+
 /* Raw loopback TCP: a writer thread sends `bytes` in 1 MiB writes over
  * 127.0.0.1, this thread reads them. Returns the seconds from the
  * connection to the last byte read, or -1. */
@@ -726,13 +858,32 @@ out:
   return secs;
 }
 
+/* `s` as the body of an SQL string literal (quotes doubled). */
+static const char *sql_literal(const char *s, char *out, size_t cap) {
+  size_t o = 0;
+  for (; *s && o + 3 < cap; s++) {
+    if (*s == '\'')
+      out[o++] = '\'';
+    out[o++] = *s;
+  }
+  out[o] = 0;
+  return out;
+}
+
 typedef struct big_result {
   const char *name, *label;
   char sql[512];
   int64_t rows;
-  uint64_t bytes;                   /* received through Flight, one run */
-  double flight_s, inproc_s, tcp_s; /* p50 of the runs */
-  double flight_min, inproc_min, tcp_min;
+  uint64_t bytes; /* received through Flight, one run */
+  /* p50 and min of the runs, seconds: Flight, in-process, in-process with
+   * the IPC codec, loopback TCP. */
+  double flight_s, inproc_s, codec_s, tcp_s;
+  double flight_min, inproc_min, codec_min, tcp_min;
+  /* CPU seconds per run (p50): the server's and this process's during
+   * Flight, this process's in-process and with the codec. */
+  double cpu_server, cpu_client, cpu_inproc, cpu_codec;
+  /* Context switches per run (p50): server, client; in-process. */
+  double cs_server, cs_client, cs_inproc;
   double srv_total_s, srv_first_ms; /* query_log, p50 */
 } big_result;
 
@@ -740,16 +891,21 @@ static int phase_throughput(const opts *o, const server *a, const char *work,
                             big_result *br, size_t nbr) {
   tl_fc *c = client_open(a);
   in_process ip;
+  memset(&ip, 0, sizeof ip);
   int rc = -1;
-  double *fs = calloc(o->reps, sizeof *fs), *is = calloc(o->reps, sizeof *is),
-         *ts = calloc(o->reps, sizeof *ts);
-  if (!c || !fs || !is || !ts || inproc_open(&ip, work))
+  enum { F, I, X, T, CS, CC, CI, CX, XS, XC, XI, NV };
+  double *v[NV];
+  bool ok = c != NULL;
+  for (int k = 0; k < NV; k++)
+    ok = (v[k] = calloc(o->reps, sizeof(double))) != NULL && ok;
+  if (!ok || inproc_open(&ip, work))
     goto out;
   counter k;
   /* Warm both paths (DuckDB's first query, gRPC's buffers). */
   if (run_count(c, Q_10K, &k, false))
     goto out;
   int64_t rows;
+  uint64_t cbytes;
   if (inproc_run(&ip, Q_10K, &rows))
     goto out;
   for (size_t b = 0; b < nbr; b++) {
@@ -759,13 +915,19 @@ static int phase_throughput(const opts *o, const server *a, const char *work,
     int64_t w0 = wall_ns();
     for (unsigned r = 0; r < o->reps; r++) {
       /* Flight and in-process alternate, so that a disturbance of the
-       * machine hits both. */
+       * machine hits both. perf records the last Flight run. */
       if (r == o->reps - 1)
         perf = perf_start(o, a, pname);
+      double sc0 = proc_cpu_s(a->pid), cc0 = bench_cpu_seconds();
+      uint64_t ss0 = proc_ctxsw(a->pid), cs0 = proc_ctxsw(getpid());
       uint64_t before = tl_fc_bytes_received(c), t0 = bench_mono_ns();
       if (run_count(c, br[b].sql, &k, false))
         goto out;
-      fs[r] = (double)(bench_mono_ns() - t0) / 1e9;
+      v[F][r] = (double)(bench_mono_ns() - t0) / 1e9;
+      v[CS][r] = proc_cpu_s(a->pid) - sc0;
+      v[CC][r] = bench_cpu_seconds() - cc0;
+      v[XS][r] = (double)(proc_ctxsw(a->pid) - ss0);
+      v[XC][r] = (double)(proc_ctxsw(getpid()) - cs0);
       perf_stop(perf);
       perf = 0;
       br[b].bytes = tl_fc_bytes_received(c) - before;
@@ -774,41 +936,65 @@ static int phase_throughput(const opts *o, const server *a, const char *work,
                 br[b].name, k.rows);
         goto out;
       }
+      cc0 = bench_cpu_seconds();
+      cs0 = proc_ctxsw(getpid());
       t0 = bench_mono_ns();
       if (inproc_run(&ip, br[b].sql, &rows))
         goto out;
-      is[r] = (double)(bench_mono_ns() - t0) / 1e9;
+      v[I][r] = (double)(bench_mono_ns() - t0) / 1e9;
+      v[CI][r] = bench_cpu_seconds() - cc0;
+      v[XI][r] = (double)(proc_ctxsw(getpid()) - cs0);
       if (rows != (int64_t)o->rows) {
         fprintf(stderr, "bench_flight: %s: %" PRId64 " rows in-process\n",
+                br[b].name, rows);
+        goto out;
+      }
+      cc0 = bench_cpu_seconds();
+      t0 = bench_mono_ns();
+      if (inproc_codec_run(&ip, br[b].sql, &rows, &cbytes))
+        goto out;
+      v[X][r] = (double)(bench_mono_ns() - t0) / 1e9;
+      v[CX][r] = bench_cpu_seconds() - cc0;
+      if (rows != (int64_t)o->rows) {
+        fprintf(stderr,
+                "bench_flight: %s: %" PRId64 " rows in-process with IPC\n",
                 br[b].name, rows);
         goto out;
       }
     }
     int64_t w1 = wall_ns();
     for (unsigned r = 0; r < o->reps; r++) {
-      ts[r] = tcp_loopback_s(br[b].bytes);
-      if (ts[r] < 0) {
+      v[T][r] = tcp_loopback_s(br[b].bytes);
+      if (v[T][r] < 0) {
         fprintf(stderr, "bench_flight: loopback TCP baseline failed\n");
         goto out;
       }
     }
     br[b].rows = k.rows;
-    br[b].flight_s = pct(fs, o->reps, 50);
-    br[b].flight_min = fs[0];
-    br[b].inproc_s = pct(is, o->reps, 50);
-    br[b].inproc_min = is[0];
-    br[b].tcp_s = pct(ts, o->reps, 50);
-    br[b].tcp_min = ts[0];
+    br[b].flight_s = pct(v[F], o->reps, 50);
+    br[b].flight_min = v[F][0];
+    br[b].inproc_s = pct(v[I], o->reps, 50);
+    br[b].inproc_min = v[I][0];
+    br[b].codec_s = pct(v[X], o->reps, 50);
+    br[b].codec_min = v[X][0];
+    br[b].tcp_s = pct(v[T], o->reps, 50);
+    br[b].tcp_min = v[T][0];
+    br[b].cpu_server = pct(v[CS], o->reps, 50);
+    br[b].cpu_client = pct(v[CC], o->reps, 50);
+    br[b].cpu_inproc = pct(v[CI], o->reps, 50);
+    br[b].cpu_codec = pct(v[CX], o->reps, 50);
+    br[b].cs_server = pct(v[XS], o->reps, 50);
+    br[b].cs_client = pct(v[XC], o->reps, 50);
+    br[b].cs_inproc = pct(v[XI], o->reps, 50);
     if (a->telemetry) {
-      char sql[1400];
+      char sql[2400], lit[1100];
       row_values rv;
       snprintf(sql, sizeof sql,
                "SELECT count(*), quantile_disc(total_ns, 0.5), "
                "quantile_disc(first_batch_ns, 0.5) FROM query_log WHERE sql "
                "= '%s' AND begin_time >= make_timestamp_ns(%" PRId64
                ") AND begin_time < make_timestamp_ns(%" PRId64 ")",
-               br[b].sql, w0, w1);
-      /* Quotes in the SQL would need doubling: the queries have none. */
+               sql_literal(br[b].sql, lit, sizeof lit), w0, w1);
       for (int i = 0; i < 40; i++) {
         if (query_values(c, sql, &rv))
           goto out;
@@ -824,9 +1010,8 @@ static int phase_throughput(const opts *o, const server *a, const char *work,
 out:
   if (ip.lake || ip.cat || ip.store)
     inproc_close(&ip);
-  free(fs);
-  free(is);
-  free(ts);
+  for (int j = 0; j < NV; j++)
+    free(v[j]);
   tl_fc_close(c);
   return rc;
 }
@@ -1159,6 +1344,7 @@ static void usage(FILE *f) {
       "  --rounds N        overhead rounds (10) of two --block N (200)\n"
       "  --perf DIR        perf record the server and this process per "
       "phase\n"
+      "  --callgraph MODE  perf's --call-graph mode (fp; dwarf,32768)\n"
       "  --keep            keep the work directory\n");
 }
 
@@ -1194,6 +1380,7 @@ int main(int argc, char **argv) {
   opts o = {0};
   o.dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
   o.phases = PH_ALL;
+  o.callgraph = "fp";
   o.queries = 2000;
   o.warmup = 100;
   o.rows = 10000000;
@@ -1223,6 +1410,8 @@ int main(int argc, char **argv) {
       o.dir = v;
     else if (!strcmp(a, "--perf"))
       o.perf = v;
+    else if (!strcmp(a, "--callgraph"))
+      o.callgraph = v;
     else if (!strcmp(a, "--phases"))
       o.phases = parse_phases(v);
     else if (!strcmp(a, "--queries"))
@@ -1364,33 +1553,47 @@ int main(int argc, char **argv) {
       double fl = gb / br[b].flight_s, tcp = gb / br[b].tcp_s;
       double ratio = br[b].flight_s / br[b].inproc_s;
       printf("  %s: %s\n", br[b].name, br[b].sql);
-      printf("    Flight DoGet:      %7.3f s (min %.3f)  %6.3f GB/s  %.1f MB "
-             "received (%.1f bytes/row)\n",
-             br[b].flight_s, br[b].flight_min, fl, (double)br[b].bytes / 1e6,
-             (double)br[b].bytes / (double)br[b].rows);
-    printf("    loopback TCP:      %7.3f s (min %.3f)  %6.3f GB/s  same "
-             "bytes, 1 MiB writes\n",
-             br[b].tcp_s, br[b].tcp_min, tcp);
-      printf("    in-process DuckDB: %7.3f s (min %.3f)  %6.3f GB/s "
-             "equivalent (tl_query_next, no IPC)\n",
-             br[b].inproc_s, br[b].inproc_min, gb / br[b].inproc_s);
+      printf("    %-34s %7s %7s %8s %9s %9s %9s\n", "", "p50 s", "min s",
+             "GB/s", "CPU srv s", "CPU cli s", "ctx sw");
+      printf("    %-34s %7.3f %7.3f %8.3f %9.3f %9.3f %9.0f\n",
+             "Flight DoGet (tl_fc_execute)", br[b].flight_s, br[b].flight_min,
+             fl, br[b].cpu_server, br[b].cpu_client,
+             br[b].cs_server + br[b].cs_client);
+      printf("    %-34s %7.3f %7.3f %8.3f %9s %9s\n",
+             "baseline: loopback TCP, same bytes", br[b].tcp_s, br[b].tcp_min,
+             tcp, "", "");
+      printf("    %-34s %7.3f %7.3f %8.3f %9s %9.3f %9.0f\n",
+             "baseline: in-process DuckDB", br[b].inproc_s, br[b].inproc_min,
+             gb / br[b].inproc_s, "", br[b].cpu_inproc, br[b].cs_inproc);
+      printf("    %-34s %7.3f %7.3f %8.3f %9s %9.3f\n",
+             "  same + IPC encode + decode", br[b].codec_s, br[b].codec_min,
+             gb / br[b].codec_s, "", br[b].cpu_codec);
+      printf("    %.1f MB received (%.1f bytes/row); server (query_log p50): "
+             "total %.3f s, first batch after %.1f ms; context switches: "
+             "server %.0f, client %.0f\n",
+             (double)br[b].bytes / 1e6, (double)br[b].bytes / (double)br[b].rows,
+             br[b].srv_total_s, br[b].srv_first_ms, br[b].cs_server,
+             br[b].cs_client);
       printf("    Flight / TCP = %.1f%%  (target >= %.0f%%: %s); Flight / "
              "in-process = %.2fx  (target <= %.1fx: %s)\n",
              100 * fl / tcp, 100 * TARGET_TCP_FRACTION,
              verdict(fl / tcp >= TARGET_TCP_FRACTION), ratio,
              TARGET_INPROC_RATIO, verdict(ratio <= TARGET_INPROC_RATIO));
-      printf("    server (query_log p50): total %.3f s, first batch after "
-             "%.1f ms\n",
-             br[b].srv_total_s, br[b].srv_first_ms);
       bench_result(
           "RESULT bench=flight name=doget_%s rows=%" PRId64 " bytes=%" PRIu64
           " flight_s=%.4f flight_min_s=%.4f flight_gbps=%.4f tcp_s=%.4f "
           "tcp_gbps=%.4f fraction=%.4f inproc_s=%.4f inproc_min_s=%.4f "
-          "ratio=%.4f server_total_s=%.4f server_first_batch_ms=%.3f "
-          "target=fraction>=%.2f,ratio<=%.2f met=%s,%s",
+          "ratio=%.4f codec_s=%.4f cpu_server_s=%.4f cpu_client_s=%.4f "
+          "cpu_inproc_s=%.4f cpu_codec_s=%.4f ctxsw_server=%.0f "
+          "ctxsw_client=%.0f ctxsw_inproc=%.0f server_total_s=%.4f "
+          "server_first_batch_ms=%.3f target=fraction>=%.2f,ratio<=%.2f "
+          "met=%s,%s",
           br[b].name, br[b].rows, br[b].bytes, br[b].flight_s,
           br[b].flight_min, fl, br[b].tcp_s, tcp, fl / tcp, br[b].inproc_s,
-          br[b].inproc_min, ratio, br[b].srv_total_s, br[b].srv_first_ms,
+          br[b].inproc_min, ratio, br[b].codec_s, br[b].cpu_server,
+          br[b].cpu_client, br[b].cpu_inproc, br[b].cpu_codec, br[b].cs_server,
+          br[b].cs_client, br[b].cs_inproc, br[b].srv_total_s,
+          br[b].srv_first_ms,
           TARGET_TCP_FRACTION, TARGET_INPROC_RATIO,
           fl / tcp >= TARGET_TCP_FRACTION ? "yes" : "no",
           ratio <= TARGET_INPROC_RATIO ? "yes" : "no");
@@ -1514,10 +1717,15 @@ int main(int argc, char **argv) {
   }
 
 out:
+  if (q1.wall_ns == 0) {
+    if (on.pid > 0)
+      srv_cpu1[0] = proc_cpu_s(on.pid);
+    if (off.pid > 0)
+      srv_cpu1[1] = proc_cpu_s(off.pid);
+    bench_cpu_sample_take(&q1);
+  }
   server_stop(&on);
   server_stop(&off);
-  if (q1.wall_ns == 0)
-    bench_cpu_sample_take(&q1);
   {
     /* Other processes = busy CPU minus this process and the servers. */
     double wall = (double)(q1.wall_ns - q0.wall_ns) / 1e9;

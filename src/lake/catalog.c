@@ -1,10 +1,12 @@
 /* catalog.c - backend selection and the helpers both backends share. */
+#define TL_TARGET "tracelake::catalog"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "catalog_impl.h"
+#include "tracelake/tracelake.h"
 
 static __thread char last_error[512];
 
@@ -248,6 +250,7 @@ int tl_catalog_list_partitions(tl_catalog *c, const char *view_name,
                                const char *instance, int64_t begin, int64_t end,
                                int (*fn)(void *ctx, const tl_partition *p),
                                void *ctx) {
+  TL_SPAN_FN(); /* the partition lookup of a query's views */
   int rc = check_name(view_name, TL_PARTITION_VIEW_MAX, "view name");
   if (!rc)
     rc = check_name(instance, TL_PARTITION_INSTANCE_MAX, "instance");

@@ -23,15 +23,24 @@ tl_test(test_arrow_builder SOURCES arrow/test_builder.c arrow/sample.c
 # Writes the IPC fuzzer's seed corpus (fuzz/corpus-ipc/); not a test.
 add_executable(arrow_ipc_seeds arrow/ipc_seeds.c arrow/sample.c)
 target_link_libraries(arrow_ipc_seeds PRIVATE tl_arrow)
-# An independent decoder, when there is one: Apache Arrow for JavaScript
-# installed by hand (npm install apache-arrow) in TL_ARROWJS_DIR.
+# An independent decoder: Apache Arrow for JavaScript reads every stream
+# the encoder writes. It uses the interop tests' pinned npm packages
+# (installed by their fixture), or TL_ARROWJS_DIR when given.
 set(TL_ARROWJS_DIR "" CACHE PATH
-    "A folder with node_modules/apache-arrow, for an optional IPC check")
+    "A folder with node_modules/apache-arrow (default: tests/interop's)")
 find_program(TL_NODE node)
-if(TL_NODE AND TL_ARROWJS_DIR AND
-   EXISTS ${TL_ARROWJS_DIR}/node_modules/apache-arrow)
+find_program(TL_NPM npm)
+if(TL_NODE AND (TL_ARROWJS_DIR OR TL_NPM))
+  set(arrowjs_dir ${TL_ARROWJS_DIR})
+  if(NOT arrowjs_dir)
+    set(arrowjs_dir ${CMAKE_CURRENT_SOURCE_DIR}/interop)
+  endif()
   add_test(NAME arrow.arrowjs_reads_our_streams
     COMMAND sh -c "mkdir -p arrowjs-seeds && $<TARGET_FILE:arrow_ipc_seeds> arrowjs-seeds && ${TL_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/arrow/arrowjs_check.mjs arrowjs-seeds")
   set_tests_properties(arrow.arrowjs_reads_our_streams PROPERTIES
-    LABELS arrow TIMEOUT 120 ENVIRONMENT "ARROWJS_DIR=${TL_ARROWJS_DIR}")
+    LABELS "arrow;interop" TIMEOUT 120 ENVIRONMENT "ARROWJS_DIR=${arrowjs_dir}")
+  if(NOT TL_ARROWJS_DIR)
+    set_tests_properties(arrow.arrowjs_reads_our_streams PROPERTIES
+      FIXTURES_REQUIRED interop_node_modules)
+  endif()
 endif()
