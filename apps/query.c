@@ -77,33 +77,6 @@ static char *dup_str(const char *s) {
   return d;
 }
 
-static void print_json_str(FILE *o, const char *v) {
-  fputc('"', o);
-  for (const char *c = v; *c; c++) {
-    if (*c == '"' || *c == '\\')
-      fprintf(o, "\\%c", *c);
-    else if ((unsigned char)*c < 0x20)
-      fprintf(o, "\\u%04x", (unsigned char)*c);
-    else
-      fputc(*c, o);
-  }
-  fputc('"', o);
-}
-
-static void print_csv_field(FILE *o, const char *v) {
-  if (!strpbrk(v, ",\"\r\n")) {
-    fputs(v, o);
-    return;
-  }
-  fputc('"', o);
-  for (const char *c = v; *c; c++) {
-    if (*c == '"')
-      fputc('"', o);
-    fputc(*c, o);
-  }
-  fputc('"', o);
-}
-
 /* A JSON number as is; anything else (nan, inf) as a string. */
 static bool json_number(const char *v) {
   const char *p = v + (*v == '-');
@@ -140,7 +113,7 @@ static int on_schema(void *ctx, const struct ArrowSchema *schema) {
     for (int64_t c = 0; c < n; c++) {
       if (c)
         fputc(',', pr->o);
-      print_csv_field(pr->o, pr->names[c]);
+      tl_fput_csv_field(pr->o, pr->names[c]);
     }
     fputc('\n', pr->o);
   }
@@ -187,11 +160,11 @@ static int on_batch(void *ctx, const struct ArrowSchema *schema,
         if (c)
           fputc(',', pr->o);
         if (v)
-          print_csv_field(pr->o, v);
+          tl_fput_csv_field(pr->o, v);
       } else if (pr->format == FMT_JSON) {
         if (c)
           fputc(',', pr->o);
-        print_json_str(pr->o, pr->names[c]);
+        tl_fput_json_str(pr->o, pr->names[c]);
         fputc(':', pr->o);
         if (!v)
           fputs("null", pr->o);
@@ -200,7 +173,7 @@ static int on_batch(void *ctx, const struct ArrowSchema *schema,
                   (!strcmp(v, "true") || !strcmp(v, "false"))))
           fputs(v, pr->o);
         else
-          print_json_str(pr->o, v);
+          tl_fput_json_str(pr->o, v);
       } else {
         size_t len = v ? strlen(v) : 4;
         if (len > pr->width[c])

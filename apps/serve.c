@@ -229,32 +229,22 @@ int tl_app_serve(int argc, char **argv) {
               tl_strerror(rc));
   }
   /* The lake (DuckDB) serves the maintenance loop and the queries. */
+  int status = 1;
   tl_lake *lake = NULL;
+  tl_http_server *srv = NULL;
+  tl_flight_server *fsrv = NULL;
+  tl_maintainer *maint = NULL;
   if ((mo.interval_ms || flight) &&
       tl_lake_open(&lake, cat, store, err, sizeof err)) {
     fprintf(stderr, "tracelake serve: lake: %s\n", err);
-    tl_shutdown();
-    tl_ingest_close(ig);
-    tl_store_close(store);
-    tl_catalog_close(cat);
-    tl_keyring_free(keys);
-    return 1;
+    goto out;
   }
-
   o.keys = keys;
   o.ingest = ig;
-  tl_http_server *srv = NULL;
   if (tl_http_start(&srv, &o, err, sizeof err)) {
     fprintf(stderr, "tracelake serve: %s\n", err);
-    tl_shutdown();
-    tl_ingest_close(ig);
-    tl_lake_close(lake);
-    tl_store_close(store);
-    tl_catalog_close(cat);
-    tl_keyring_free(keys);
-    return 1;
+    goto out;
   }
-  tl_flight_server *fsrv = NULL;
   char flight_addr[300] = "";
   if (flight) {
     tl_flight_opts fo = {0};
@@ -265,14 +255,7 @@ int tl_app_serve(int argc, char **argv) {
     fo.lake = lake;
     if (tl_flight_start(&fsrv, &fo, err, sizeof err)) {
       fprintf(stderr, "tracelake serve: %s\n", err);
-      tl_http_stop(srv);
-      tl_shutdown();
-      tl_ingest_close(ig);
-      tl_lake_close(lake);
-      tl_store_close(store);
-      tl_catalog_close(cat);
-      tl_keyring_free(keys);
-      return 1;
+      goto out;
     }
     char fhost[256];
     uint16_t fport;
@@ -283,7 +266,6 @@ int tl_app_serve(int argc, char **argv) {
   }
   /* The maintenance thread inherits the blocked signals. Without it the
    * server still works: queries materialize what they lack. */
-  tl_maintainer *maint = NULL;
   if (mo.interval_ms && (rc = tl_maintainer_start(&maint, lake, &mo)))
     fprintf(stderr, "tracelake serve: no maintenance thread: %s\n",
             tl_strerror(rc));
@@ -298,17 +280,22 @@ int tl_app_serve(int argc, char **argv) {
   printf("tracelake: %s received, finishing requests in progress\n",
          sig == SIGINT ? "SIGINT" : "SIGTERM");
   fflush(stdout);
+  status = 0;
+out:
   tl_http_stop(srv);
   tl_flight_stop(fsrv, 5000);
   /* Before the telemetry, the lake and the catalog it uses go. */
   tl_maintainer_stop(maint);
-  TL_INFO("stopped");
+  if (status == 0)
+    TL_INFO("stopped");
   tl_shutdown();
   tl_ingest_close(ig);
   tl_lake_close(lake);
   tl_store_close(store);
   tl_catalog_close(cat);
   tl_keyring_free(keys);
+  if (status)
+    return status;
   printf("tracelake: stopped\n");
   return 0;
 }

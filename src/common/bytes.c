@@ -1,4 +1,5 @@
 /* bytes.c - growable byte buffers with a hard cap. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "common.h"
@@ -61,4 +62,31 @@ int tl_bytes_append_json_str(tl_bytes *b, const char *s, size_t n) {
     }
   }
   return rc ? rc : tl_bytes_append(b, "\"", 1);
+}
+
+void tl_fput_json_str(FILE *o, const char *v) {
+  fputc('"', o);
+  for (const char *c = v; *c; c++) {
+    if (*c == '"' || *c == '\\')
+      fprintf(o, "\\%c", *c);
+    else if ((unsigned char)*c < 0x20)
+      fprintf(o, "\\u%04x", (unsigned char)*c);
+    else
+      fputc(*c, o);
+  }
+  fputc('"', o);
+}
+
+void tl_fput_csv_field(FILE *o, const char *v) {
+  if (!strpbrk(v, ",\"\r\n")) {
+    fputs(v, o);
+    return;
+  }
+  fputc('"', o);
+  for (const char *c = v; *c; c++) {
+    if (*c == '"')
+      fputc('"', o);
+    fputc(*c, o);
+  }
+  fputc('"', o);
 }

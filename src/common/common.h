@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -38,6 +39,11 @@ int tl_bytes_append(tl_bytes *b, const void *p, size_t n);
 /* Appends s[0, n) as a JSON string (quoted, escaped; bytes >= 0x80 as they
  * are, so UTF-8 stays UTF-8). Returns 0, TL_ETOOBIG or TL_ENOMEM. */
 int tl_bytes_append_json_str(tl_bytes *b, const char *s, size_t n);
+/* Writes v as a JSON string (quoted, escaped) / as a CSV field (RFC 4180:
+ * quoted when it holds a comma, quote or line break). For the table, CSV
+ * and JSON outputs of `tracelake sql` and `tracelake query`. */
+void tl_fput_json_str(FILE *o, const char *v);
+void tl_fput_csv_field(FILE *o, const char *v);
 
 /* Little-endian stores and loads (unaligned-safe). */
 static inline void tl_put_u16(uint8_t *p, uint16_t v) {

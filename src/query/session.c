@@ -669,35 +669,6 @@ static bool numeric(duckdb_type t) {
   }
 }
 
-/* A JSON string. */
-static void print_json_str(FILE *o, const char *v) {
-  fputc('"', o);
-  for (const char *c = v; *c; c++) {
-    if (*c == '"' || *c == '\\')
-      fprintf(o, "\\%c", *c);
-    else if ((unsigned char)*c < 0x20)
-      fprintf(o, "\\u%04x", (unsigned char)*c);
-    else
-      fputc(*c, o);
-  }
-  fputc('"', o);
-}
-
-/* A CSV field (RFC 4180): quoted when it holds a comma, quote or newline. */
-static void print_csv_field(FILE *o, const char *v) {
-  if (!strpbrk(v, ",\"\r\n")) {
-    fputs(v, o);
-    return;
-  }
-  fputc('"', o);
-  for (const char *c = v; *c; c++) {
-    if (*c == '"')
-      fputc('"', o);
-    fputc(*c, o);
-  }
-  fputc('"', o);
-}
-
 /* Prints a result; `types` are the query's own column types (the result
  * may hold them cast to text). */
 static void print_result(duckdb_result *r, const duckdb_type *types, int format,
@@ -727,7 +698,7 @@ static void print_result(duckdb_result *r, const duckdb_type *types, int format,
           fputc(',', o);
         const char *v = cells[i] ? cells[i][c] : NULL;
         if (v)
-          print_csv_field(o, v);
+          tl_fput_csv_field(o, v);
       }
       fputc('\n', o);
     }
@@ -737,7 +708,7 @@ static void print_result(duckdb_result *r, const duckdb_type *types, int format,
       for (idx_t c = 0; c < ncols; c++) {
         if (c)
           fputc(',', o);
-        print_json_str(o, duckdb_column_name(r, c));
+        tl_fput_json_str(o, duckdb_column_name(r, c));
         fputc(':', o);
         const char *v = cells[i] ? cells[i][c] : NULL;
         if (!v)
@@ -745,7 +716,7 @@ static void print_result(duckdb_result *r, const duckdb_type *types, int format,
         else if (numeric(types[c]) || types[c] == DUCKDB_TYPE_BOOLEAN)
           fputs(v, o);
         else
-          print_json_str(o, v);
+          tl_fput_json_str(o, v);
       }
       fputs("}\n", o);
     }
