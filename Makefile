@@ -43,6 +43,7 @@ bench: build
 	BUILD=$(BUILD) bench/run.sh
 	BUILD=$(BUILD) bench/run-ingest.sh
 	BUILD=$(BUILD) bench/run-lake.sh
+	BUILD=$(BUILD) bench/run-flight.sh
 
 fuzz:
 	scripts/fuzz.sh

@@ -22,7 +22,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,17 +52,20 @@ extern char **environ;
 #define TARGET_TCP_FRACTION 0.5
 #define TARGET_INPROC_RATIO 1.3
 #define TARGET_OVERHEAD_US 2.0
-#define RSS_BOUND 1.10 /* second-half max RSS / first-half max RSS */
+/* Phase 4's memory is bounded when the RSS trend over its second half adds
+ * less than 10% of that half's mean. */
+#define RSS_BOUND 1.10
 
 /* The results of phases 2 and 3, and the concurrent mix. */
 #define Q_INT "SELECT i, i * 2 AS j FROM range(%" PRIu64 ") t(i)"
 /* Strings of 30 to 40 bytes cut from a log-like line: cheap for DuckDB to
  * make, so that the transport is what is measured. */
 #define Q_STR                                                                  \
-  "SELECT i, substr('GET /api/v1/users/ORDERS/ITEMS/CARTS/SESSIONS/health "   \
-  "-> 200 in 1234 us', 1 + i %% 16, 30 + i %% 11) AS msg FROM range(%" PRIu64 \
+  "SELECT i, substr('GET /api/v1/users/ORDERS/ITEMS/CARTS/SESSIONS/health "    \
+  "-> 200 in 1234 us', 1 + i %% 16, 30 + i %% 11) AS msg FROM range(%" PRIu64  \
   ") t(i)"
-#define Q_SMALL_AGG "SELECT level, count(*) AS n FROM log_entries GROUP BY level"
+#define Q_SMALL_AGG                                                            \
+  "SELECT level, count(*) AS n FROM log_entries GROUP BY level"
 #define Q_10K "SELECT i, i * 2 AS j FROM range(10000) t(i)"
 
 enum {
@@ -137,9 +139,8 @@ static double proc_cpu_s(pid_t pid) {
   buf[n] = 0;
   const char *p = strrchr(buf, ')'); /* the command may hold spaces */
   unsigned long ut, st;
-  if (!p || sscanf(p + 2,
-                   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-                   &st) != 2)
+  if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                   &ut, &st) != 2)
     return -1;
   return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -216,9 +217,8 @@ static double proc_threads_cpu_s(pid_t pid, const char *comm,
     unsigned long ut, st;
     if (!open || !close || (size_t)(close - open - 1) != strlen(comm) ||
         strncmp(open + 1, comm, strlen(comm)) ||
-        sscanf(close + 2,
-               "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-               &st) != 2)
+        sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+               &ut, &st) != 2)
       continue;
     sum += (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
   }
@@ -227,6 +227,28 @@ static double proc_threads_cpu_s(pid_t pid, const char *comm,
   if (nthreads)
     *nthreads = n;
   return sum;
+}
+
+/* Partitions of the global log_entries view in the lake under `data` (its
+ * SQLite catalog, read beside the server), or -1. */
+static int add_one(void *ctx, const tl_partition *p) {
+  (void)p;
+  (*(long *)ctx)++;
+  return 0;
+}
+
+static long lake_partitions(const char *data) {
+  char spec[900], err[512];
+  snprintf(spec, sizeof spec, "%s/catalog.db", data);
+  tl_catalog *cat = NULL;
+  long n = 0;
+  if (tl_catalog_open(&cat, spec, err, sizeof err))
+    return -1;
+  if (tl_catalog_list_partitions(cat, "log_entries", "global", INT64_MIN,
+                                 INT64_MAX, add_one, &n))
+    n = -1;
+  tl_catalog_close(cat);
+  return n;
 }
 
 /* ---- Servers -------------------------------------------------------------
@@ -279,8 +301,7 @@ static pid_t spawn_logged(char *const argv[], const char *log) {
   int rc = posix_spawn(&p, argv[0], &fa, NULL, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
   if (rc) {
-    fprintf(stderr, "bench_flight: cannot run %s: %s\n", argv[0],
-            strerror(rc));
+    fprintf(stderr, "bench_flight: cannot run %s: %s\n", argv[0], strerror(rc));
     return -1;
   }
   return p;
@@ -382,8 +403,13 @@ static int load_demo(const server *s, const opts *o, const char *work) {
   char spill[800], log[800];
   snprintf(spill, sizeof spill, "%s/demo-spill", work);
   snprintf(log, sizeof log, "%s/demo.log", work);
-  char *argv[] = {(char *)o->tracelake, "demo", "--url", (char *)s->http_url,
-                  "--spool",           spill,  NULL};
+  char *argv[] = {(char *)o->tracelake,
+                  "demo",
+                  "--url",
+                  (char *)s->http_url,
+                  "--spool",
+                  spill,
+                  NULL};
   pid_t p = spawn_logged(argv, log);
   if (p <= 0)
     return -1;
@@ -407,7 +433,7 @@ static pid_t perf_start(const opts *o, const server *s, const char *phase) {
   snprintf(cg, sizeof cg, "--call-graph=%s", o->callgraph);
   /* DWARF unwinding copies stacks: sample less often. */
   char *freq = strncmp(o->callgraph, "dwarf", 5) ? "999" : "499";
-  char *argv[] = {"perf", "record", "-q", "-e",  "cpu-clock", "-F", freq,
+  char *argv[] = {"perf", "record", "-q", "-e", "cpu-clock", "-F", freq,
                   cg,     "-p",     pids, "-o", out,         NULL};
   pid_t p;
   if (posix_spawnp(&p, "perf", NULL, NULL, argv, environ)) {
@@ -505,7 +531,7 @@ static int query_values(tl_fc *c, const char *sql, row_values *r) {
 /* ---- 1. SELECT 1 round trip --------------------------------------------- */
 
 typedef struct lat_stats {
-  double p50, p99, min, mean;
+  double p50, p99, min, max, mean;
   size_t n;
 } lat_stats;
 
@@ -521,6 +547,7 @@ static void lat_summarize(double *v, size_t n, lat_stats *st) {
   st->p50 = pct(v, n, 50);
   st->p99 = pct(v, n, 99);
   st->min = v[0];
+  st->max = v[n - 1];
 }
 
 /* n SELECT 1 on `c`, latencies (ms) into v. */
@@ -533,8 +560,7 @@ static int select1_loop(tl_fc *c, unsigned n, double *v) {
     if (v)
       v[i] = ms_since(t0);
     if (k.rows != 1) {
-      fprintf(stderr, "bench_flight: SELECT 1 gave %" PRId64 " rows\n",
-              k.rows);
+      fprintf(stderr, "bench_flight: SELECT 1 gave %" PRId64 " rows\n", k.rows);
       return -1;
     }
   }
@@ -667,8 +693,7 @@ static int phase_latency(const opts *o, const server *a, latency_result *lr) {
   for (unsigned i = 0; i < n; i++) {
     uint64_t t0 = bench_mono_ns();
     if (tl_fc_do_action(c, "GetSessionOptions", NULL, 0, NULL, NULL)) {
-      fprintf(stderr, "bench_flight: GetSessionOptions: %s\n",
-              tl_fc_errmsg(c));
+      fprintf(stderr, "bench_flight: GetSessionOptions: %s\n", tl_fc_errmsg(c));
       goto out;
     }
     v[i] = ms_since(t0);
@@ -852,8 +877,8 @@ static int inproc_codec_run(in_process *ip, const char *sql, int64_t *rows,
     rc = tl_ipc_writer_schema(w, codec_emit, &k);
   bool end = false;
   while (rc == 0 && !end) {
-    int got = n < CODEC_PENDING ? tl_query_next(q, &pend[n], err, sizeof err)
-                                : 0;
+    int got =
+        n < CODEC_PENDING ? tl_query_next(q, &pend[n], err, sizeof err) : 0;
     if (got < 0) {
       rc = got;
       break;
@@ -985,6 +1010,9 @@ static const char *sql_literal(const char *s, char *out, size_t cap) {
   return out;
 }
 
+/* Runs of the loopback TCP baseline (short: 40-150 ms each). */
+#define TCP_REPS 7
+
 typedef struct big_result {
   const char *name, *label;
   char sql[512];
@@ -1012,7 +1040,7 @@ static int phase_throughput(const opts *o, const server *a, const char *work,
   double *v[NV];
   bool ok = c != NULL;
   for (int k = 0; k < NV; k++)
-    ok = (v[k] = calloc(o->reps, sizeof(double))) != NULL && ok;
+    ok = (v[k] = calloc(o->reps + TCP_REPS, sizeof(double))) != NULL && ok;
   if (!ok || inproc_open(&ip, work))
     goto out;
   counter k;
@@ -1078,7 +1106,7 @@ static int phase_throughput(const opts *o, const server *a, const char *work,
       }
     }
     int64_t w1 = wall_ns();
-    for (unsigned r = 0; r < o->reps; r++) {
+    for (unsigned r = 0; r < TCP_REPS; r++) {
       v[T][r] = tcp_loopback_s(br[b].bytes);
       if (v[T][r] < 0) {
         fprintf(stderr, "bench_flight: loopback TCP baseline failed\n");
@@ -1092,7 +1120,7 @@ static int phase_throughput(const opts *o, const server *a, const char *work,
     br[b].inproc_min = v[I][0];
     br[b].codec_s = pct(v[X], o->reps, 50);
     br[b].codec_min = v[X][0];
-    br[b].tcp_s = pct(v[T], o->reps, 50);
+    br[b].tcp_s = pct(v[T], TCP_REPS, 50);
     br[b].tcp_min = v[T][0];
     br[b].cpu_server = pct(v[CS], o->reps, 50);
     br[b].cpu_client = pct(v[CC], o->reps, 50);
@@ -1131,6 +1159,27 @@ out:
   return rc;
 }
 
+/* DuckDB's memory in the server, MiB: its external file cache and total. */
+static int duck_memory(const server *a, double *cache, double *total) {
+  tl_fc *c = client_open(a);
+  row_values rv;
+  *cache = *total = NAN;
+  if (!c)
+    return -1;
+  int rc = query_values(c,
+                        "SELECT coalesce(sum(memory_usage_bytes) FILTER (tag = "
+                        "'EXTERNAL_FILE_CACHE'), 0), "
+                        "coalesce(sum(memory_usage_bytes), 0) FROM "
+                        "duckdb_memory()",
+                        &rv);
+  if (rc == 0 && rv.got) {
+    *cache = rv.v[0] / 1048576.0;
+    *total = rv.v[1] / 1048576.0;
+  }
+  tl_fc_close(c);
+  return rc;
+}
+
 /* ---- 4. Concurrent clients ---------------------------------------------- */
 
 enum { K_SELECT1 = 0, K_AGG = 1, K_10K = 2, NKINDS = 3 };
@@ -1163,13 +1212,12 @@ static void *client_main(void *arg) {
     uint64_t t0 = bench_mono_ns();
     int rc = run_count(c, KIND_SQL[kind], &k, true);
     double ms = ms_since(t0);
-    bool ok = rc == 0 && (kind == K_SELECT1   ? k.rows == 1
-                          : kind == K_10K     ? k.rows == 10000
-                                              : k.rows >= 1);
+    bool ok = rc == 0 && (kind == K_SELECT1 ? k.rows == 1
+                          : kind == K_10K   ? k.rows == 10000
+                                            : k.rows >= 1);
     if (!ok) {
       if (!ct->errors)
-        snprintf(ct->first_err, sizeof ct->first_err, "%s: %s",
-                 KIND_NAME[kind],
+        snprintf(ct->first_err, sizeof ct->first_err, "%s: %s", KIND_NAME[kind],
                  rc ? tl_fc_errmsg(c) : "wrong number of rows");
       ct->errors++;
       continue;
@@ -1194,7 +1242,13 @@ typedef struct conc_result {
   /* query_log p50 per kind (ms): context, planning, execution, setup,
    * total; and how many were logged. */
   double srv[NKINDS][5], logged[NKINDS];
-  unsigned threads; /* of the server, at the end */
+  unsigned threads;    /* of the server, at the end */
+  long parts0, parts1; /* log_entries partitions before, after */
+  /* DuckDB's own accounting (duckdb_memory()), MiB, before and after: its
+   * external file cache (Parquet data kept in memory) and everything. */
+  double cache0, cache1, duck0, duck1;
+  double rss_slope; /* MiB per minute over the second half */
+  double rss_h2_mean;
   char rss_series[512]; /* every 5 s */
 } conc_result;
 
@@ -1214,6 +1268,8 @@ static int phase_concurrent(const opts *o, const server *a, conc_result *cr) {
   double *rss = calloc(nsamples, sizeof *rss);
   if (!rss)
     goto out;
+  cr->parts0 = lake_partitions(a->data);
+  duck_memory(a, &cr->cache0, &cr->duck0);
   pid_t perf = perf_start(o, a, "concurrent");
   double cpu0 = proc_cpu_s(a->pid), self0 = bench_cpu_seconds();
   uint64_t t0 = bench_mono_ns();
@@ -1257,6 +1313,23 @@ static int phase_concurrent(const opts *o, const server *a, conc_result *cr) {
       *h = rss[s];
   }
   cr->rss_last = rss[cr->rss_samples - 1];
+  {
+    /* Least-squares slope over the second half: steady growth shows there,
+     * single spikes (a large result in flight) barely move it. */
+    unsigned h = cr->rss_samples / 2, m = cr->rss_samples - h;
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    for (unsigned i = h; i < cr->rss_samples; i++) {
+      double x = (double)i, y = rss[i];
+      sx += x;
+      sy += y;
+      sxx += x * x;
+      sxy += x * y;
+    }
+    double den = (double)m * sxx - sx * sx;
+    cr->rss_slope =
+        m > 2 && den != 0 ? ((double)m * sxy - sx * sy) / den * 60 : 0;
+    cr->rss_h2_mean = m ? sy / m : 0;
+  }
   for (unsigned i = 4; i < cr->rss_samples; i += 5) {
     size_t len = strlen(cr->rss_series);
     snprintf(cr->rss_series + len, sizeof cr->rss_series - len, "%s%.0f",
@@ -1304,6 +1377,8 @@ static int phase_concurrent(const opts *o, const server *a, conc_result *cr) {
     snprintf(cr->first_err, sizeof cr->first_err, "pthread_create failed");
   }
   proc_threads_cpu_s(a->pid, "", &cr->threads);
+  cr->parts1 = lake_partitions(a->data);
+  duck_memory(a, &cr->cache1, &cr->duck1);
   /* Where the server says the time went, per kind of query. */
   if (a->telemetry) {
     tl_fc *c = client_open(a);
@@ -1342,6 +1417,13 @@ out:
   return rc;
 }
 
+/* Bounded: what the trend adds over the second half stays under
+ * RSS_BOUND - 1 of the second half's mean. */
+static bool rss_bounded(const conc_result *cr, unsigned seconds) {
+  double growth = cr->rss_slope * (double)seconds / 2.0 / 60.0;
+  return growth <= (RSS_BOUND - 1) * cr->rss_h2_mean;
+}
+
 /* ---- 5. Self-telemetry overhead, end to end ----------------------------- */
 
 typedef struct overhead_result {
@@ -1366,8 +1448,7 @@ static int phase_overhead(const opts *o, const server *on, const server *off,
   tl_fc *c[2] = {client_open(on), client_open(off)};
   const server *s[2] = {on, off};
   size_t total = (size_t)o->rounds * o->block;
-  double *v[2] = {calloc(total, sizeof(double)),
-                  calloc(total, sizeof(double))};
+  double *v[2] = {calloc(total, sizeof(double)), calloc(total, sizeof(double))};
   double *rd = calloc(o->rounds, sizeof *rd);
   double *tmp = calloc(o->block, sizeof *tmp);
   double cpu[2] = {0, 0};
@@ -1378,8 +1459,8 @@ static int phase_overhead(const opts *o, const server *on, const server *off,
     if (select1_loop(c[k], o->warmup, NULL))
       goto out;
   char pname[64];
-  snprintf(pname, sizeof pname, "overhead_%s", when[0] == 'f' ? "fresh"
-                                                               : "loaded");
+  snprintf(pname, sizeof pname, "overhead_%s",
+           when[0] == 'f' ? "fresh" : "loaded");
   pid_t perf = perf_start(o, on, pname);
   double fl0 = proc_threads_cpu_s(on->pid, "tl-flusher", NULL);
   double mt0 = proc_threads_cpu_s(on->pid, "tl-maintain", NULL);
@@ -1442,8 +1523,7 @@ out:
 }
 
 static void print_overhead(const opts *o, const overhead_result *r) {
-  printf("  %-34s %9s %9s %14s\n", "", "p50 ms", "p99 ms",
-         "server CPU/query");
+  printf("  %-34s %9s %9s %14s\n", "", "p50 ms", "p99 ms", "server CPU/query");
   printf("  %-34s %9.3f %9.3f %11.1f us\n", "with self-telemetry", r->on.p50,
          r->on.p99, r->cpu_on_us);
   printf("  %-34s %9.3f %9.3f %11.1f us\n", "--no-self-telemetry", r->off.p50,
@@ -1556,21 +1636,20 @@ static int phase_qrec(qrec_result *r) {
 
 static void usage(FILE *f) {
   fprintf(
-      f,
-      "usage: bench_flight --tracelake PATH [options]\n"
-      "  --tracelake PATH  the tracelake executable (servers, demo load)\n"
-      "  --dir DIR         parent of the work directory ($TMPDIR or /tmp)\n"
-      "  --phases LIST     latency,throughput,concurrent,overhead,qrec "
-      "(all)\n"
-      "  --queries N       timed SELECT 1 queries (2000); --warmup N (100)\n"
-      "  --rows N          rows of the large results (10000000)\n"
-      "  --reps N          runs of each large result (3)\n"
-      "  --clients N       concurrent clients (32); --seconds N (60)\n"
-      "  --rounds N        overhead rounds (10) of two --block N (200)\n"
-      "  --perf DIR        perf record the server and this process per "
-      "phase\n"
-      "  --callgraph MODE  perf's --call-graph mode (fp; dwarf,32768)\n"
-      "  --keep            keep the work directory\n");
+      f, "usage: bench_flight --tracelake PATH [options]\n"
+         "  --tracelake PATH  the tracelake executable (servers, demo load)\n"
+         "  --dir DIR         parent of the work directory ($TMPDIR or /tmp)\n"
+         "  --phases LIST     latency,throughput,concurrent,overhead,qrec "
+         "(all)\n"
+         "  --queries N       timed SELECT 1 queries (2000); --warmup N (100)\n"
+         "  --rows N          rows of the large results (10000000)\n"
+         "  --reps N          runs of each large result (3)\n"
+         "  --clients N       concurrent clients (32); --seconds N (60)\n"
+         "  --rounds N        overhead rounds (10) of two --block N (200)\n"
+         "  --perf DIR        perf record the server and this process per "
+         "phase\n"
+         "  --callgraph MODE  perf's --call-graph mode (fp; dwarf,32768)\n"
+         "  --keep            keep the work directory\n");
 }
 
 static unsigned parse_phases(const char *v) {
@@ -1684,8 +1763,8 @@ int main(int argc, char **argv) {
   conc_result cr;
   overhead_result ovr[2];
   qrec_result qr;
-  bool have_lat = false, have_big = false, have_conc = false, have_ovr[2] = {false, false},
-       have_qrec = false;
+  bool have_lat = false, have_big = false, have_conc = false,
+       have_ovr[2] = {false, false}, have_qrec = false;
   memset(br, 0, sizeof br);
   br[0].name = "int";
   br[0].label = "two BIGINT columns";
@@ -1779,9 +1858,10 @@ int main(int argc, char **argv) {
   }
 
   if (o.phases & PH_THROUGHPUT) {
-    printf("\n#### 2-3. Large results: %" PRIu64 " rows, %u runs each; "
-           "Flight (DoGet) vs raw loopback TCP vs in-process DuckDB\n",
-           o.rows, o.reps);
+    printf("\n#### 2-3. Large results: %" PRIu64 " rows, %u runs each "
+           "(loopback TCP: %d); Flight (DoGet) vs raw loopback TCP vs "
+           "in-process DuckDB\n",
+           o.rows, o.reps, TCP_REPS);
     fflush(stdout);
     if (phase_throughput(&o, &on, work, br, 2)) {
       status = 1;
@@ -1811,9 +1891,9 @@ int main(int argc, char **argv) {
       printf("    %.1f MB received (%.1f bytes/row); server (query_log p50): "
              "total %.3f s, first batch after %.1f ms; context switches: "
              "server %.0f, client %.0f\n",
-             (double)br[b].bytes / 1e6, (double)br[b].bytes / (double)br[b].rows,
-             br[b].srv_total_s, br[b].srv_first_ms, br[b].cs_server,
-             br[b].cs_client);
+             (double)br[b].bytes / 1e6,
+             (double)br[b].bytes / (double)br[b].rows, br[b].srv_total_s,
+             br[b].srv_first_ms, br[b].cs_server, br[b].cs_client);
       printf("    Flight / TCP = %.1f%%  (target >= %.0f%%: %s); Flight / "
              "in-process = %.2fx  (target <= %.1fx: %s)\n",
              100 * fl / tcp, 100 * TARGET_TCP_FRACTION,
@@ -1828,12 +1908,11 @@ int main(int argc, char **argv) {
           "ctxsw_client=%.0f ctxsw_inproc=%.0f server_total_s=%.4f "
           "server_first_batch_ms=%.3f target=fraction>=%.2f,ratio<=%.2f "
           "met=%s,%s",
-          br[b].name, br[b].rows, br[b].bytes, br[b].flight_s,
-          br[b].flight_min, fl, br[b].tcp_s, tcp, fl / tcp, br[b].inproc_s,
-          br[b].inproc_min, ratio, br[b].codec_s, br[b].cpu_server,
-          br[b].cpu_client, br[b].cpu_inproc, br[b].cpu_codec, br[b].cs_server,
-          br[b].cs_client, br[b].cs_inproc, br[b].srv_total_s,
-          br[b].srv_first_ms,
+          br[b].name, br[b].rows, br[b].bytes, br[b].flight_s, br[b].flight_min,
+          fl, br[b].tcp_s, tcp, fl / tcp, br[b].inproc_s, br[b].inproc_min,
+          ratio, br[b].codec_s, br[b].cpu_server, br[b].cpu_client,
+          br[b].cpu_inproc, br[b].cpu_codec, br[b].cs_server, br[b].cs_client,
+          br[b].cs_inproc, br[b].srv_total_s, br[b].srv_first_ms,
           TARGET_TCP_FRACTION, TARGET_INPROC_RATIO,
           fl / tcp >= TARGET_TCP_FRACTION ? "yes" : "no",
           ratio <= TARGET_INPROC_RATIO ? "yes" : "no");
@@ -1856,16 +1935,16 @@ int main(int argc, char **argv) {
            cr.errors ? ", first: " : "", cr.first_err);
     printf("  %-12s %9s %9s %9s %9s\n", "latency", "queries", "p50 ms",
            "p99 ms", "max ms");
-    printf("  %-12s %9zu %9.2f %9.2f\n", "all", cr.all.n, cr.all.p50,
-           cr.all.p99);
+    printf("  %-12s %9zu %9.2f %9.2f %9.2f\n", "all", cr.all.n, cr.all.p50,
+           cr.all.p99, cr.all.max);
     for (int k = 0; k < NKINDS; k++)
-      printf("  %-12s %9zu %9.2f %9.2f\n", KIND_NAME[k], cr.kind[k].n,
-             cr.kind[k].p50, cr.kind[k].p99);
-    printf("  server side, query_log p50 (ms): %-10s %7s %8s %9s %7s %7s\n",
-           "", "context", "planning", "execution", "setup", "total");
+      printf("  %-12s %9zu %9.2f %9.2f %9.2f\n", KIND_NAME[k], cr.kind[k].n,
+             cr.kind[k].p50, cr.kind[k].p99, cr.kind[k].max);
+    printf("  server side, query_log p50 (ms): %-10s %7s %8s %9s %7s %7s\n", "",
+           "context", "planning", "execution", "setup", "total");
     for (int k = 0; k < NKINDS; k++)
-      printf("  %32s %-10s %7.2f %8.2f %9.2f %7.2f %7.2f  (%.0f logged)\n",
-             "", KIND_NAME[k], cr.srv[k][0], cr.srv[k][1], cr.srv[k][2],
+      printf("  %32s %-10s %7.2f %8.2f %9.2f %7.2f %7.2f  (%.0f logged)\n", "",
+             KIND_NAME[k], cr.srv[k][0], cr.srv[k][1], cr.srv[k][2],
              cr.srv[k][3], cr.srv[k][4], cr.logged[k]);
     printf("  (setup includes the wait between GetFlightInfo and DoGet; total "
            "runs to the status of DoGet)\n");
@@ -1883,22 +1962,32 @@ int main(int argc, char **argv) {
                    "execution_p50_ms=%.3f setup_p50_ms=%.3f total_p50_ms=%.3f",
                    KIND_NAME[k], cr.logged[k], cr.srv[k][0], cr.srv[k][1],
                    cr.srv[k][2], cr.srv[k][3], cr.srv[k][4]);
-    bool bounded = cr.rss_h2_max <= RSS_BOUND * cr.rss_h1_max;
-    printf("  errors == 0: %s; memory bounded (2nd-half max <= %.2f x "
-           "1st-half max): %s\n",
-           verdict(cr.errors == 0), RSS_BOUND, verdict(bounded));
+    bool bounded = rss_bounded(&cr, o.seconds);
+    printf("  server RSS trend over the 2nd half: %+.1f MiB/min (mean %.0f "
+           "MiB); log_entries partitions: %ld before, %ld after\n",
+           cr.rss_slope, cr.rss_h2_mean, cr.parts0, cr.parts1);
+    printf("  DuckDB's memory in the server (duckdb_memory(), MiB): external "
+           "file cache %.1f -> %.1f, all %.1f -> %.1f\n",
+           cr.cache0, cr.cache1, cr.duck0, cr.duck1);
+    printf("  errors == 0: %s; memory bounded (2nd-half growth <= %.0f%% of "
+           "its mean): %s\n",
+           verdict(cr.errors == 0), 100 * (RSS_BOUND - 1), verdict(bounded));
     bench_result("RESULT bench=flight name=concurrent clients=%u seconds=%.1f "
                  "queries=%" PRIu64 " errors=%" PRIu64 " qps=%.1f "
                  "p50_ms=%.3f p99_ms=%.3f select1_p50_ms=%.3f "
                  "select1_p99_ms=%.3f agg_p50_ms=%.3f agg_p99_ms=%.3f "
                  "rows10k_p50_ms=%.3f rows10k_p99_ms=%.3f rss_min_mib=%.1f "
-                 "rss_max_mib=%.1f rss_last_mib=%.1f server_cores=%.2f "
+                 "rss_max_mib=%.1f rss_last_mib=%.1f "
+                 "rss_slope_mib_per_min=%.2f partitions_before=%ld "
+                 "partitions_after=%ld duck_cache_mib=%.1f duck_total_mib=%.1f "
+                 "server_threads=%u server_cores=%.2f "
                  "client_cores=%.2f met=%s",
                  cr.clients, cr.seconds, cr.queries, cr.errors,
                  (double)cr.queries / cr.seconds, cr.all.p50, cr.all.p99,
-                 cr.kind[0].p50, cr.kind[0].p99, cr.kind[1].p50,
-                 cr.kind[1].p99, cr.kind[2].p50, cr.kind[2].p99, cr.rss_min,
-                 cr.rss_max, cr.rss_last, cr.server_cores, cr.bench_cores,
+                 cr.kind[0].p50, cr.kind[0].p99, cr.kind[1].p50, cr.kind[1].p99,
+                 cr.kind[2].p50, cr.kind[2].p99, cr.rss_min, cr.rss_max,
+                 cr.rss_last, cr.rss_slope, cr.parts0, cr.parts1, cr.cache1,
+                 cr.duck1, cr.threads, cr.server_cores, cr.bench_cores,
                  cr.errors == 0 && bounded ? "yes" : "no");
     if (cr.errors)
       status = 1;
@@ -1945,8 +2034,7 @@ int main(int argc, char **argv) {
     printf("  runtime started, sink discards blocks:          %8.0f ns/query "
            "(%.1f events per query, %" PRIu64 " dropped)\n",
            qr.on_ns, qr.events, qr.dropped);
-    printf("  of which tl_sql_fingerprint(\"SELECT 1\"): %.0f ns\n",
-           qr.log_ns);
+    printf("  of which tl_sql_fingerprint(\"SELECT 1\"): %.0f ns\n", qr.log_ns);
     bench_result("RESULT bench=flight name=qrec off_ns=%.1f on_ns=%.1f "
                  "fingerprint_ns=%.1f events=%.1f dropped=%" PRIu64,
                  qr.off_ns, qr.on_ns, qr.log_ns, qr.events, qr.dropped);
@@ -2017,7 +2105,7 @@ out:
              "4. server RSS max, MiB (min %.0f, last %.0f)", cr.rss_min,
              cr.rss_last);
     printf("  %-52s %-10s %10.0f     %s\n", label, "bounded", cr.rss_max,
-           verdict(cr.rss_h2_max <= RSS_BOUND * cr.rss_h1_max));
+           verdict(rss_bounded(&cr, o.seconds)));
   }
   for (int k = 0; k < 2; k++) {
     if (!have_ovr[k])
@@ -2025,8 +2113,13 @@ out:
     char label[80];
     snprintf(label, sizeof label, "5%c. self-telemetry, SELECT 1 p50 diff, %s",
              'a' + k, ovr[k].when);
-    printf("  %-52s %-10s %+10.1f us  %s\n", label, "<= 2 us", ovr[k].diff_us,
-           verdict(ovr[k].diff_us <= TARGET_OVERHEAD_US));
+    /* Rounds disagree by far more than 2 us on a shared machine: the
+     * difference is then noise, whatever its sign. */
+    printf("  %-52s %-10s %+10.1f us  %s (rounds %+.0f..%+.0f us; server "
+           "CPU %+.0f us/query)\n",
+           label, "<= 2 us", ovr[k].diff_us,
+           verdict(ovr[k].diff_us <= TARGET_OVERHEAD_US), ovr[k].round_diff_min,
+           ovr[k].round_diff_max, ovr[k].cpu_on_us - ovr[k].cpu_off_us);
   }
   if (have_qrec)
     printf("  %-52s %-10s %10.2f us  %s\n",

@@ -36,7 +36,14 @@ typedef struct tl_fcall {
    * when the client is gone (cancelled) or after our status. */
   int close_cancelled;
   bool closed;
-  bool finished; /* status sent */
+  /* The message in flight (one at a time: backpressure). tl__call_send
+   * returns once gRPC has it, so that the worker prepares the next one
+   * meanwhile; its completion is noted whatever the worker waits for. */
+  grpc_byte_buffer *sending;
+  bool send_pending, send_failed;
+  char send_tag;
+  uint64_t gone_checked; /* tl_mono_ns of the last look at the queue */
+  bool finished;         /* status sent */
 } tl_fcall;
 
 /* Receives one message into `msg` (reset first; at most `cap` bytes).
@@ -44,8 +51,9 @@ typedef struct tl_fcall {
  * call is gone) or TL_ETOOBIG. */
 int tl__call_recv(tl_fcall *c, tl_bytes *msg, size_t cap);
 /* Sends one message made of `head` (copied) followed by `body` (owned after
- * the call: freed with free(), NULL allowed) and waits until gRPC took it
- * (one message in flight per call: backpressure). Returns 0 or
+ * the call: freed with free(), NULL allowed). One message is in flight per
+ * call: this first waits until the previous one was taken by gRPC
+ * (backpressure), then starts this one and returns. Returns 0 or
  * TL_ECANCELED. */
 int tl__call_send(tl_fcall *c, const uint8_t *head, size_t head_len,
                   uint8_t *body, size_t body_len);
@@ -54,7 +62,8 @@ int tl__call_send(tl_fcall *c, const uint8_t *head, size_t head_len,
 int tl__call_finish(tl_fcall *c, grpc_status_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Whether the client went away (cancel, deadline, disconnect) or the
- * server is stopping; does not block. */
+ * server is stopping; does not block, and looks at the call's queue at
+ * most every 5 ms (a look costs microseconds). */
 bool tl__call_gone(tl_fcall *c);
 /* Whether the server is stopping; whether the call's deadline passed. */
 bool tl__call_stopping(const tl_fcall *c);

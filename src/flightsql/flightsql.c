@@ -36,6 +36,23 @@
 
 enum { STMT_QUERY = 1, STMT_PREPARED = 2 };
 
+/* Parameters bound by a DoPut: shared by the executions that use them, so
+ * that a new DoPut replaces them for the next execution without waiting
+ * for the running ones. */
+typedef struct bound_params {
+  _Atomic int refs;
+  struct ArrowSchema schema;
+  struct ArrowArray batch;
+} bound_params;
+
+static void params_put(bound_params *p) {
+  if (p && atomic_fetch_sub(&p->refs, 1) == 1) {
+    tl_arrow_schema_release(&p->schema);
+    tl_arrow_array_release(&p->batch);
+    free(p);
+  }
+}
+
 /* A statement the server holds between calls: a query prepared by
  * GetFlightInfo and waiting for its DoGet, or a prepared statement. A
  * query being streamed stays listed (busy) so that it can be cancelled. */
@@ -60,8 +77,7 @@ typedef struct stmt {
   tl_qrec q;
   /* STMT_PREPARED */
   struct ArrowSchema dataset, params_schema;
-  struct ArrowSchema bound_schema; /* parameters from DoPut */
-  struct ArrowArray bound;
+  struct bound_params *bound; /* the parameters from the last DoPut, or NULL */
 } stmt;
 
 struct tl_fsql {
@@ -191,8 +207,7 @@ static void stmt_free(stmt *s) {
   tl_session_close(s->session);
   free_schema(&s->dataset);
   free_schema(&s->params_schema);
-  free_schema(&s->bound_schema);
-  tl_arrow_array_release(&s->bound);
+  params_put(s->bound);
   free(s->sql);
   free(s);
 }
@@ -813,8 +828,18 @@ fail:
  * types once its parameters are bound (`SELECT ? AS v`): the statement is
  * run with its parameters under LIMIT 0. Falls back to the schema of its
  * creation. */
+static bound_params *params_get(tl_fsql *fs, stmt *s) {
+  pthread_mutex_lock(&fs->mu);
+  bound_params *p = s->bound;
+  if (p)
+    atomic_fetch_add(&p->refs, 1);
+  pthread_mutex_unlock(&fs->mu);
+  return p;
+}
+
 static int bound_schema(tl_fsql *fs, stmt *s, struct ArrowSchema *out) {
   char err[512];
+  bound_params *p = params_get(fs, s);
   size_t n = strlen(s->sql) + 64;
   char *sql = malloc(n);
   tl_session *session = NULL;
@@ -828,7 +853,8 @@ static int bound_schema(tl_fsql *fs, stmt *s, struct ArrowSchema *out) {
   if (rc == 0)
     rc = tl_query_prepare(&q, session, sql, err, sizeof err);
   if (rc == 0)
-    rc = tl_query_bind(q, &s->bound_schema, &s->bound, 0, err, sizeof err);
+    rc = p ? tl_query_bind(q, &p->schema, &p->batch, 0, err, sizeof err)
+           : TL_EINVAL;
   if (rc == 0)
     rc = tl_query_execute(q, 0, NULL, NULL, err, sizeof err);
   if (rc == 0)
@@ -836,6 +862,7 @@ static int bound_schema(tl_fsql *fs, stmt *s, struct ArrowSchema *out) {
   tl_query_close(q);
   tl_session_close(session);
   free(sql);
+  params_put(p);
   return rc == 0 ? 0 : tl_arrow_schema_copy(&s->dataset, out);
 }
 
@@ -867,7 +894,7 @@ static int describe(tl_fsql *fs, tl_fcall *c, const uint8_t *cmd, size_t n,
       out = fail(c, GRPC_STATUS_NOT_FOUND,
                  "%s: unknown or closed prepared statement", c->method);
     } else {
-      rc = s->dataset.n_children == 0 && s->bound.release
+      rc = s->dataset.n_children == 0 && s->bound
                ? bound_schema(fs, s, schema)
                : tl_arrow_schema_copy(&s->dataset, schema);
       stmt_put(fs, s, false);
@@ -1204,9 +1231,11 @@ static void doget_prepared(tl_fsql *fs, tl_fcall *c, ProtobufCBinaryData h) {
   rec.prepared = true;
   tl_session *session = NULL;
   tl_query *q = NULL;
+  bound_params *p = params_get(fs, s);
   if (open_and_plan(fs, c, &rec, s->sql, begin, end, &session, &q) == 0)
-    run_query(fs, c, NULL, q, s->bound.release ? &s->bound_schema : NULL,
-              s->bound.release ? &s->bound : NULL, limit, &rec);
+    run_query(fs, c, NULL, q, p ? &p->schema : NULL, p ? &p->batch : NULL,
+              limit, &rec);
+  params_put(p);
   tl_query_close(q);
   tl_session_close(session);
   stmt_put(fs, s, false);
@@ -1359,23 +1388,20 @@ static void serve_do_put(tl_fsql *fs, tl_fcall *c) {
          s->params_schema.n_children, ps->n_children);
     goto out_last;
   }
-  pthread_mutex_lock(&fs->mu);
-  if (s->busy > 1) { /* an execution reads the parameters now */
-    pthread_mutex_unlock(&fs->mu);
-    fail(c, GRPC_STATUS_FAILED_PRECONDITION,
-         "DoPut: the prepared statement is executing; bind once it is done");
-    goto out_last;
-  }
-  free_schema(&s->bound_schema);
-  tl_arrow_array_release(&s->bound);
-  rc = tl_arrow_schema_copy(ps, &s->bound_schema);
-  s->bound = last;
-  memset(&last, 0, sizeof last);
-  pthread_mutex_unlock(&fs->mu);
-  if (rc) {
+  bound_params *np = calloc(1, sizeof *np);
+  if (!np || tl_arrow_schema_copy(ps, &np->schema) != 0) {
+    free(np);
     fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
     goto out_last;
   }
+  atomic_init(&np->refs, 1);
+  np->batch = last;
+  memset(&last, 0, sizeof last);
+  pthread_mutex_lock(&fs->mu);
+  bound_params *old = s->bound;
+  s->bound = np;
+  pthread_mutex_unlock(&fs->mu);
+  params_put(old);
   /* PutResult.app_metadata = DoPutPreparedStatementResult (same handle). */
   {
     uint8_t handle[20];

@@ -68,33 +68,54 @@ struct tl_flight_server {
 
 /* ---- calls ------------------------------------------------------------- */
 
-/* Waits for `tag` on the call's queue, noting the close op on the way. */
+/* Notes the completions that may come while the worker waits for another
+ * one: the close op and the message in flight. */
+static void note(tl_fcall *c, const grpc_event *ev) {
+  if (ev->tag == &c->close_cancelled) {
+    c->closed = true;
+  } else if (ev->tag == &c->send_tag) {
+    c->send_pending = false;
+    c->send_failed |= !ev->success;
+    grpc_byte_buffer_destroy(c->sending);
+    c->sending = NULL;
+  }
+}
+
+/* Waits for `tag` on the call's queue, noting other completions. */
 static bool wait_tag(tl_fcall *c, void *tag) {
   for (;;) {
     grpc_event ev = grpc_completion_queue_next(
         c->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
     if (ev.type != GRPC_OP_COMPLETE)
       return false;
-    if (ev.tag == &c->close_cancelled) {
-      c->closed = true;
-      if (tag == &c->close_cancelled)
-        return true;
-      continue;
-    }
+    note(c, &ev);
     if (ev.tag == tag)
-      return ev.success != 0;
+      return tag == &c->send_tag ? !c->send_failed : ev.success != 0;
   }
 }
 
+/* Waits until the message in flight, if any, was taken. */
+static bool send_drained(tl_fcall *c) {
+  if (c->send_pending && !wait_tag(c, &c->send_tag))
+    return false;
+  return !c->send_failed;
+}
+
 bool tl__call_gone(tl_fcall *c) {
-  if (!c->closed) {
-    grpc_event ev = grpc_completion_queue_next(
-        c->cq, gpr_time_0(GPR_CLOCK_MONOTONIC), NULL);
-    if (ev.type == GRPC_OP_COMPLETE && ev.tag == &c->close_cancelled)
-      c->closed = true;
+  uint64_t now = tl_mono_ns();
+  if (!c->closed && now - c->gone_checked >= 5000000) {
+    c->gone_checked = now;
+    for (;;) {
+      grpc_event ev = grpc_completion_queue_next(
+          c->cq, gpr_time_0(GPR_CLOCK_MONOTONIC), NULL);
+      if (ev.type != GRPC_OP_COMPLETE)
+        break;
+      note(c, &ev);
+    }
   }
   /* Closed before our status means the client is gone. */
-  return (c->closed && !c->finished) || atomic_load(&c->srv->stopping);
+  return (c->closed && !c->finished) || c->send_failed ||
+         atomic_load(&c->srv->stopping);
 }
 
 static void initial_md_op(tl_fcall *c, grpc_op *op) {
@@ -148,6 +169,10 @@ int tl__call_recv(tl_fcall *c, tl_bytes *msg, size_t cap) {
 
 int tl__call_send(tl_fcall *c, const uint8_t *head, size_t head_len,
                   uint8_t *body, size_t body_len) {
+  if (!send_drained(c)) {
+    free(body);
+    return TL_ECANCELED;
+  }
   grpc_slice parts[2];
   size_t n = 0;
   parts[n++] = grpc_slice_from_copied_buffer((const char *)head, head_len);
@@ -166,17 +191,22 @@ int tl__call_send(tl_fcall *c, const uint8_t *head, size_t head_len,
   ops[nops].op = GRPC_OP_SEND_MESSAGE;
   ops[nops].data.send_message.send_message = bb;
   nops++;
-  char tag;
-  bool ok =
-      grpc_call_start_batch(c->call, ops, nops, &tag, NULL) == GRPC_CALL_OK &&
-      wait_tag(c, &tag);
-  grpc_byte_buffer_destroy(bb);
-  return ok ? 0 : TL_ECANCELED;
+  if (grpc_call_start_batch(c->call, ops, nops, &c->send_tag, NULL) !=
+      GRPC_CALL_OK) {
+    grpc_byte_buffer_destroy(bb);
+    c->send_failed = true;
+    return TL_ECANCELED;
+  }
+  c->sending = bb;
+  c->send_pending = true;
+  return 0;
 }
 
 int tl__call_finish(tl_fcall *c, grpc_status_code code, const char *fmt, ...) {
   if (c->finished)
     return 0;
+  /* The last message is delivered before the status goes. */
+  bool drained = send_drained(c);
   char text[2048];
   va_list ap;
   va_start(ap, fmt);
@@ -199,7 +229,7 @@ int tl__call_finish(tl_fcall *c, grpc_status_code code, const char *fmt, ...) {
       grpc_call_start_batch(c->call, ops, nops, &tag, NULL) == GRPC_CALL_OK &&
       wait_tag(c, &tag);
   grpc_slice_unref(details);
-  return ok ? 0 : TL_ECANCELED;
+  return ok && drained ? 0 : TL_ECANCELED;
 }
 
 bool tl__call_stopping(const tl_fcall *c) {
