@@ -11,6 +11,7 @@ bin=$build/tracelake
 data=$build/demo-data
 rm -rf "$data" "$build/demo-spill"
 log=$build/serve.log
+: >"$log" # before the server opens it: the loop below may read it first
 "$bin" serve --data "$data" --http 127.0.0.1:0 --flight 127.0.0.1:0 >"$log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true' EXIT

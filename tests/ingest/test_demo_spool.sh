@@ -41,6 +41,9 @@ recorded=$(sed -n 's/^recorded \([0-9]*\) events (0 dropped).*/\1/p' "$tmp/demo.
 pdir=$(ls -d "$tmp"/spool/*/ | head -1)
 pid=$(basename "$pdir")
 
+# The log exists before the server opens it: the loop below may read it
+# first.
+: >"$tmp/serve.log"
 # shellcheck disable=SC2086 # TL_TEST_SERVE_ARGS: extra options, split
 "$bin" serve --data "$tmp/data" "${catalog[@]}" --http 127.0.0.1:0 --flight 127.0.0.1:0 \
   ${TL_TEST_SERVE_ARGS:-} >"$tmp/serve.log" 2>&1 &
