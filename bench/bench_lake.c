@@ -8,11 +8,11 @@
  * directory, fed by libtracelake through the in-process ingest sink (every
  * block durable before its acknowledgement), from several threads recording
  * varied formatted logs at every level plus some metrics. Beside the targets,
- * it measures what explains them: the pipeline's parts one by one, a
- * prototype that decodes blocks straight into DuckDB (a table function),
- * Parquet codecs and id types, and the view without its join. Figures are
- * printed as text and as `RESULT bench=lake ...` lines; timing never makes
- * this program fail, wrong row counts do. */
+ * it measures what explains them: decoding alone, DuckDB's own Parquet
+ * writer over the same rows, the partitions read without the view, and the
+ * same rows in other Parquet formats. Figures are printed as text and as
+ * `RESULT bench=lake ...` lines; timing never makes this program fail, wrong
+ * row counts do. */
 #define TL_TARGET "bench::lake"
 #include <errno.h>
 #include <inttypes.h>
@@ -38,6 +38,7 @@
 #include "lake/catalog.h"
 #include "lake/store.h"
 #include "query/lake.h"
+#include "query/lake_impl.h" /* TL_PARTITION_FORMAT */
 #include "wire/wire.h"
 
 extern char **environ;
@@ -128,8 +129,7 @@ static void perf_stop(pid_t p) {
 
 /* ---- The workload ---------------------------------------------------------
  * Log messages of a web service: level and printf arguments derived from one
- * random word. The same table records them (TL_<level>) and, for the
- * appender baseline, formats the same text with snprintf. */
+ * random word, recorded with TL_<level>. */
 
 static const char *const RES[8] = {"users",    "orders",   "items",  "carts",
                                    "sessions", "invoices", "search", "health"};
@@ -200,21 +200,6 @@ static void record_entry(uint64_t i, uint64_t r) {
     break;
   switch (pick(i, r)) { MESSAGES(RECORD) }
 #undef RECORD
-}
-
-/* The same entry as text, for the baselines. Returns its length. */
-static size_t format_entry(uint64_t i, uint64_t r, char *buf, size_t cap,
-                           int *level) {
-  WORDS(r);
-  int n = 0;
-#define FORMAT(k, lvl, ...)                                                    \
-  case k:                                                                      \
-    n = snprintf(buf, cap, __VA_ARGS__);                                       \
-    *level = TL_LEVEL_##lvl;                                                   \
-    break;
-  switch (pick(i, r)) { MESSAGES(FORMAT) }
-#undef FORMAT
-  return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
 static void record_metric(uint64_t k, uint64_t r) {
@@ -571,530 +556,23 @@ static int baseline_decode(lake_env *e, const key_list *k, decode_count *d,
   return rc;
 }
 
-/* The largest log_entries partition: rows per materialization batch. */
-static int max_rows(void *ctx, const tl_partition *p) {
-  uint64_t *m = ctx;
-  if (p->nb_rows > *m)
-    *m = p->nb_rows;
-  return 0;
-}
-
-/* The same pipeline as lake.c without the lake: per batch of as many rows
- * as a lake partition holds, the log_entries partition columns appended to a
- * temp table through data chunks exactly as lake.c's writer does (from
- * messages formatted beforehand: a pool of 65 536 entries of the workload,
- * cycled; no UTF-8 check), then lake.c's COPY ... ORDER BY time, then the
- * same COPY without ORDER BY. Blocks of 1 600 rows from 4 streams overlap
- * in time, as recorded. */
-#define POOL 65536
-typedef struct pool_entry {
-  char msg[120];
-  uint8_t len;
-  int8_t level;
-} pool_entry;
-
-typedef struct pipeline_spans {
-  span append, sorted, unsorted;
-} pipeline_spans;
-
-static void span_add(span *sum, const span *s) {
-  sum->wall_s += s->wall_s;
-  sum->cpu_s += s->cpu_s;
-}
-
-static int baseline_copy(duck *d, const char *data, const char *what, span *sp);
-static int copy_with(duck *d, const char *data, const char *what,
-                     const char *codec, span *sp);
-
-static int append_batch(duck *d, const pool_entry *pool, uint64_t first,
-                        uint64_t rows, span *sp) {
-  static const duckdb_type types[8] = {
-      DUCKDB_TYPE_VARCHAR,      DUCKDB_TYPE_VARCHAR,      DUCKDB_TYPE_VARCHAR,
-      DUCKDB_TYPE_TIMESTAMP_NS, DUCKDB_TYPE_TIMESTAMP_NS, DUCKDB_TYPE_VARCHAR,
-      DUCKDB_TYPE_INTEGER,      DUCKDB_TYPE_VARCHAR};
-  if (duck_exec(d->c, "CREATE OR REPLACE TEMP TABLE staging ("
-                      "process_id VARCHAR, stream_id VARCHAR, block_id "
-                      "VARCHAR, insert_time TIMESTAMP_NS, time TIMESTAMP_NS, "
-                      "target VARCHAR, level INTEGER, msg VARCHAR)"))
-    return -1;
-  char pid[37], sid[4][37], bid[37];
-  uint8_t id[16];
-  memset(id, 0x5a, sizeof id);
-  tl_uuid_format(id, pid);
-  for (unsigned i = 0; i < 4; i++) {
-    id[0] = (uint8_t)i;
-    tl_uuid_format(id, sid[i]);
-  }
-  duckdb_logical_type lt[8];
-  for (int i = 0; i < 8; i++)
-    lt[i] = duckdb_create_logical_type(types[i]);
-  duckdb_data_chunk chunk = duckdb_create_data_chunk(lt, 8);
-  duckdb_appender app;
-  int rc = 0;
-  span one;
-  span_begin(&one);
-  if (duckdb_appender_create(d->c, NULL, "staging", &app) == DuckDBError) {
-    rc = -1;
-    goto out;
-  }
-  idx_t cap = duckdb_vector_size(), row = 0;
-  duckdb_vector v[8];
-  for (int i = 0; i < 8; i++)
-    v[i] = duckdb_data_chunk_get_vector(chunk, (idx_t)i);
-  const int64_t t0 = 1764000000000000000, span_ns = 1600 * 400;
-  for (uint64_t i = first; i < first + rows && !rc; i++) {
-    uint64_t blk = i / 1600;
-    if (i == first || i % 1600 == 0) {
-      memcpy(id, &blk, sizeof blk);
-      id[15] = 0x77;
-      tl_uuid_format(id, bid);
-    }
-    const pool_entry *pe = &pool[i % POOL];
-    int64_t t = t0 + (int64_t)(blk / 4) * span_ns + (int64_t)(i % 1600) * 400;
-    duckdb_vector_assign_string_element_len(v[0], row, pid, 36);
-    duckdb_vector_assign_string_element_len(v[1], row, sid[blk % 4], 36);
-    duckdb_vector_assign_string_element_len(v[2], row, bid, 36);
-    ((int64_t *)duckdb_vector_get_data(v[3]))[row] = t0 + (int64_t)blk * 1000;
-    ((int64_t *)duckdb_vector_get_data(v[4]))[row] = t;
-    duckdb_vector_assign_string_element_len(v[5], row, "bench::lake", 11);
-    ((int32_t *)duckdb_vector_get_data(v[6]))[row] = pe->level;
-    duckdb_vector_assign_string_element_len(v[7], row, pe->msg, pe->len);
-    if (++row == cap) {
-      duckdb_data_chunk_set_size(chunk, row);
-      if (duckdb_append_data_chunk(app, chunk) == DuckDBError)
-        rc = -1;
-      duckdb_data_chunk_reset(chunk);
-      for (int k = 0; k < 8; k++) /* vectors may move on reset */
-        v[k] = duckdb_data_chunk_get_vector(chunk, (idx_t)k);
-      row = 0;
-    }
-  }
-  if (row && !rc) {
-    duckdb_data_chunk_set_size(chunk, row);
-    if (duckdb_append_data_chunk(app, chunk) == DuckDBError)
-      rc = -1;
-  }
-  if (duckdb_appender_close(app) == DuckDBError)
-    rc = -1;
-  duckdb_appender_destroy(&app);
-out:
-  span_end(&one);
-  span_add(sp, &one);
-  duckdb_destroy_data_chunk(&chunk);
-  for (int i = 0; i < 8; i++)
-    duckdb_destroy_logical_type(&lt[i]);
-  return rc;
-}
-
-static int baseline_pipeline(duck *d, const char *data, uint64_t rows,
-                             uint64_t batch, pipeline_spans *ps) {
-  memset(ps, 0, sizeof *ps);
-  pool_entry *pool = malloc(POOL * sizeof *pool);
-  if (!pool)
-    return -1;
-  uint64_t s = 42;
-  for (uint64_t i = 0; i < POOL; i++) {
-    int lvl = 0;
-    uint64_t r = rnd(&s);
-    pool[i].len = (uint8_t)format_entry(i * 7919, r, pool[i].msg,
-                                        sizeof pool[i].msg, &lvl);
-    pool[i].level = (int8_t)lvl;
-  }
-  int rc = 0;
-  for (uint64_t first = 0; first < rows && !rc; first += batch) {
-    uint64_t n = rows - first < batch ? rows - first : batch;
-    span one;
-    rc = append_batch(d, pool, first, n, &ps->append);
-    if (!rc) {
-      rc = baseline_copy(d, data, "SELECT * FROM staging ORDER BY time", &one);
-      span_add(&ps->sorted, &one);
-    }
-    if (!rc) {
-      rc = baseline_copy(d, data, "SELECT * FROM staging", &one);
-      span_add(&ps->unsorted, &one);
-    }
-    rc |= duck_exec(d->c, "DROP TABLE IF EXISTS staging");
-  }
-  free(pool);
-  return rc;
-}
-
-/* Parquet writer variants over one batch: DuckDB's COPY of the same
- * staging rows (not ordered) with other codecs, and with the three ids as
- * UUID (16 bytes) instead of 36-character strings. Best of 3, CPU ns/row. */
-typedef struct writer_variant {
-  const char *name, *label, *select, *codec;
-  double ns_per_row;
-} writer_variant;
-
-static writer_variant VARIANTS[] = {
-    {"zstd", "zstd (lake.c's codec), VARCHAR ids", "SELECT * FROM staging",
-     "zstd", 0},
-    {"snappy", "snappy, VARCHAR ids", "SELECT * FROM staging", "snappy", 0},
-    {"lz4_raw", "lz4_raw, VARCHAR ids", "SELECT * FROM staging", "lz4_raw", 0},
-    {"uncompressed", "uncompressed, VARCHAR ids", "SELECT * FROM staging",
-     "uncompressed", 0},
-    {"zstd_uuid", "zstd, UUID ids", "SELECT * FROM staging_uuid", "zstd", 0},
-    {"snappy_uuid", "snappy, UUID ids", "SELECT * FROM staging_uuid", "snappy",
-     0},
-};
-#define NVARIANTS (sizeof VARIANTS / sizeof VARIANTS[0])
-
-static int writer_variants(duck *d, const char *data, uint64_t rows) {
-  pool_entry *pool = malloc(POOL * sizeof *pool);
-  if (!pool)
-    return -1;
-  uint64_t s = 42;
-  for (uint64_t i = 0; i < POOL; i++) {
-    int lvl = 0;
-    uint64_t r = rnd(&s);
-    pool[i].len = (uint8_t)format_entry(i * 7919, r, pool[i].msg,
-                                        sizeof pool[i].msg, &lvl);
-    pool[i].level = (int8_t)lvl;
-  }
-  span ignored = {0};
-  int rc = append_batch(d, pool, 0, rows, &ignored);
-  free(pool);
-  rc = rc || duck_exec(d->c, "CREATE OR REPLACE TEMP TABLE staging_uuid AS "
-                             "SELECT process_id::UUID AS process_id, "
-                             "stream_id::UUID AS stream_id, block_id::UUID AS "
-                             "block_id, insert_time, time, target, level, msg "
-                             "FROM staging");
-  for (size_t v = 0; v < NVARIANTS && !rc; v++) {
-    double best = 0;
-    for (int r = 0; r < 3 && !rc; r++) {
-      span one;
-      rc = copy_with(d, data, VARIANTS[v].select, VARIANTS[v].codec, &one);
-      if (r == 0 || one.cpu_s < best)
-        best = one.cpu_s;
-    }
-    VARIANTS[v].ns_per_row = best * 1e9 / (double)rows;
-  }
-  rc |= duck_exec(d->c, "DROP TABLE IF EXISTS staging; "
-                        "DROP TABLE IF EXISTS staging_uuid");
-  return rc;
-}
-
-/* The COPY statement lake.c runs, over the appended staging table (with and
- * without its ORDER BY time), and DuckDB generating the rows itself. */
-static int baseline_copy(duck *d, const char *data, const char *what,
-                         span *sp) {
-  return copy_with(d, data, what, "zstd", sp);
-}
-
-static int copy_with(duck *d, const char *data, const char *what,
-                     const char *codec, span *sp) {
-  char sql[4096];
-  snprintf(sql, sizeof sql,
-           "COPY (%s) TO '%s/base/out.parquet' (FORMAT parquet, COMPRESSION "
-           "%s, ROW_GROUP_SIZE 122880)",
-           what, data, codec);
+/* DuckDB's own Parquet writer over the same rows, from a native in-memory
+ * table (the one phase 3 queries: the log entries as the partitions hold
+ * them, in their order) to a file in the lake's format, or in `options`:
+ * what a COPY costs when DuckDB has nothing to read or decode. The
+ * materializer writes the same columns (its ids and process columns as
+ * ENUMs, see lake.c). */
+static int baseline_writer(duck *d, const char *data, const char *options,
+                           span *sp) {
+  char sql[2560], path[1024];
+  snprintf(path, sizeof path, "%s/base/out.parquet", data);
+  snprintf(sql, sizeof sql, "COPY log_entries_blocks TO '%s' (%s)", path,
+           options);
   span_begin(sp);
   int rc = duck_exec(d->c, sql);
   span_end(sp);
-  char path[1024];
-  snprintf(path, sizeof path, "%s/base/out.parquet", data);
   unlink(path);
   return rc;
-}
-
-/* ---- Prototype: decoding straight into DuckDB's pipeline -------------------
- * What materialization could cost without the staging table: a table
- * function (bench_log_scan) reads and decodes the lake's blocks and fills
- * DuckDB's output chunks directly, on as many threads as DuckDB runs, and
- * `COPY (SELECT * FROM bench_log_scan()) TO ... (zstd)` writes the same
- * log_entries rows. Strings are checked for UTF-8 like lake.c does, except
- * the ids this code formats itself. Not ordered by time. */
-
-typedef struct proc_freq {
-  uint8_t id[16];
-  uint64_t freq;
-} proc_freq;
-
-typedef struct scan_shared {
-  lake_env *e;
-  const block_key *keys; /* every block: the non-log ones yield nothing */
-  size_t nkeys;
-  _Atomic size_t next;
-  proc_freq freqs[64];
-  size_t nfreqs;
-  bool uuid; /* ids as UUID (16 bytes) instead of 36-character VARCHAR */
-} scan_shared;
-
-typedef struct scan_row {
-  int64_t time;
-  int32_t level;
-  uint32_t target_off, target_len, msg_off, msg_len;
-} scan_row;
-
-/* One DuckDB thread's state: the rows of the block being emitted, their
- * strings in an arena. */
-typedef struct scan_local {
-  scan_row *rows;
-  size_t nrows, caprows, pos;
-  char *arena;
-  size_t alen, acap;
-  char pid[37], sid[37], bid[37];
-  duckdb_hugeint upid, usid, ubid; /* the same as DuckDB UUIDs */
-  int64_t insert_time;
-  const tl_wire_block_header *h;
-  uint64_t freq;
-} scan_local;
-
-static int add_proc_freq(void *ctx, const tl_catalog_process_row *r) {
-  scan_shared *sh = ctx;
-  if (sh->nfreqs < sizeof sh->freqs / sizeof sh->freqs[0]) {
-    memcpy(sh->freqs[sh->nfreqs].id, r->process_id, 16);
-    sh->freqs[sh->nfreqs++].freq = r->tsc_frequency ? r->tsc_frequency : 1;
-  }
-  return 0;
-}
-
-static int arena_put(scan_local *lo, const void *p, size_t n, uint32_t *off) {
-  if (lo->alen + n > lo->acap) {
-    size_t cap = lo->acap ? lo->acap * 2 : (size_t)1 << 20;
-    while (cap < lo->alen + n)
-      cap *= 2;
-    char *a = realloc(lo->arena, cap);
-    if (!a)
-      return TL_ENOMEM;
-    lo->arena = a;
-    lo->acap = cap;
-  }
-  memcpy(lo->arena + lo->alen, p, n);
-  *off = (uint32_t)lo->alen;
-  lo->alen += n;
-  return 0;
-}
-
-static int scan_header(void *ctx, const tl_wire_block_header *h) {
-  ((scan_local *)ctx)->h = h;
-  return 0;
-}
-
-static int scan_event(void *ctx, const tl_wire_event *ev) {
-  scan_local *lo = ctx;
-  if (ev->type != TL_EV_LOG && ev->type != TL_EV_LOGF)
-    return 0;
-  if (lo->nrows == lo->caprows) {
-    size_t cap = lo->caprows ? lo->caprows * 2 : 4096;
-    scan_row *r = realloc(lo->rows, cap * sizeof *r);
-    if (!r)
-      return TL_ENOMEM;
-    lo->rows = r;
-    lo->caprows = cap;
-  }
-  scan_row *r = &lo->rows[lo->nrows];
-  const tl_wire_block_header *h = lo->h;
-  r->time = h->begin_time +
-            (int64_t)((__int128)(int64_t)(ev->ticks - h->begin_ticks) *
-                      1000000000 / (__int128)lo->freq);
-  r->level = ev->cs->level;
-  /* lake.c replaces invalid UTF-8; this workload has none */
-  if (!tl_utf8_valid((const uint8_t *)ev->cs->target.p, ev->cs->target.n) ||
-      !tl_utf8_valid((const uint8_t *)ev->v.msg.p, ev->v.msg.n))
-    return TL_EINVAL;
-  r->target_len = (uint32_t)ev->cs->target.n;
-  r->msg_len = (uint32_t)ev->v.msg.n;
-  if (arena_put(lo, ev->cs->target.p, ev->cs->target.n, &r->target_off) ||
-      arena_put(lo, ev->v.msg.p, ev->v.msg.n, &r->msg_off))
-    return TL_ENOMEM;
-  lo->nrows++;
-  return 0;
-}
-
-/* DuckDB's UUID: the 16 bytes big-endian as a hugeint, top bit flipped. */
-static duckdb_hugeint duck_uuid(const uint8_t id[16]) {
-  uint64_t hi = 0, lo = 0;
-  for (int i = 0; i < 8; i++) {
-    hi = hi << 8 | id[i];
-    lo = lo << 8 | id[8 + i];
-  }
-  duckdb_hugeint h = {lo, (int64_t)(hi ^ ((uint64_t)1 << 63))};
-  return h;
-}
-
-static int scan_block(scan_shared *sh, scan_local *lo, const block_key *k) {
-  lo->nrows = lo->pos = lo->alen = 0;
-  uint8_t *p = NULL;
-  size_t n = 0;
-  if (tl_store_get(sh->e->store, k->key, MAX_BLOB, &p, &n))
-    return -1;
-  lo->freq = 1000000000u;
-  for (size_t i = 0; i < sh->nfreqs; i++)
-    if (!memcmp(sh->freqs[i].id, k->b.process_id, 16))
-      lo->freq = sh->freqs[i].freq;
-  tl_uuid_format(k->b.process_id, lo->pid);
-  tl_uuid_format(k->b.stream_id, lo->sid);
-  tl_uuid_format(k->b.block_id, lo->bid);
-  lo->upid = duck_uuid(k->b.process_id);
-  lo->usid = duck_uuid(k->b.stream_id);
-  lo->ubid = duck_uuid(k->b.block_id);
-  lo->insert_time = k->b.insert_time;
-  tl_block_visitor vis = {lo, scan_header, scan_event};
-  tl_wire_error werr = {0};
-  int rc = tl_block_decode(p, n, &vis, &werr);
-  free(p);
-  return rc ? -1 : 0;
-}
-
-static void scan_fn(duckdb_function_info info, duckdb_data_chunk out) {
-  scan_shared *sh = duckdb_function_get_bind_data(info);
-  scan_local *lo = duckdb_function_get_local_init_data(info);
-  while (lo->pos == lo->nrows) {
-    size_t i = atomic_fetch_add(&sh->next, 1);
-    if (i >= sh->nkeys) {
-      duckdb_data_chunk_set_size(out, 0);
-      return;
-    }
-    if (scan_block(sh, lo, &sh->keys[i])) {
-      duckdb_function_set_error(info, "cannot read or decode a block");
-      return;
-    }
-  }
-  /* One block per chunk: its ids are constants of the chunk. */
-  size_t n = lo->nrows - lo->pos;
-  if (n > duckdb_vector_size())
-    n = duckdb_vector_size();
-  duckdb_vector v[8];
-  for (int k = 0; k < 8; k++)
-    v[k] = duckdb_data_chunk_get_vector(out, (idx_t)k);
-  int64_t *ins = duckdb_vector_get_data(v[3]),
-          *tm = duckdb_vector_get_data(v[4]);
-  int32_t *lv = duckdb_vector_get_data(v[6]);
-  for (size_t j = 0; j < n; j++) {
-    const scan_row *r = &lo->rows[lo->pos + j];
-    if (sh->uuid) {
-      ((duckdb_hugeint *)duckdb_vector_get_data(v[0]))[j] = lo->upid;
-      ((duckdb_hugeint *)duckdb_vector_get_data(v[1]))[j] = lo->usid;
-      ((duckdb_hugeint *)duckdb_vector_get_data(v[2]))[j] = lo->ubid;
-    } else {
-      duckdb_vector_assign_string_element_len(v[0], j, lo->pid, 36);
-      duckdb_vector_assign_string_element_len(v[1], j, lo->sid, 36);
-      duckdb_vector_assign_string_element_len(v[2], j, lo->bid, 36);
-    }
-    ins[j] = lo->insert_time;
-    tm[j] = r->time;
-    duckdb_vector_assign_string_element_len(v[5], j, lo->arena + r->target_off,
-                                            r->target_len);
-    lv[j] = r->level;
-    duckdb_vector_assign_string_element_len(v[7], j, lo->arena + r->msg_off,
-                                            r->msg_len);
-  }
-  lo->pos += n;
-  duckdb_data_chunk_set_size(out, n);
-}
-
-static void scan_bind(duckdb_bind_info info) {
-  static const char *const names[8] = {"process_id",  "stream_id", "block_id",
-                                       "insert_time", "time",      "target",
-                                       "level",       "msg"};
-  static const duckdb_type types[8] = {
-      DUCKDB_TYPE_VARCHAR,      DUCKDB_TYPE_VARCHAR,      DUCKDB_TYPE_VARCHAR,
-      DUCKDB_TYPE_TIMESTAMP_NS, DUCKDB_TYPE_TIMESTAMP_NS, DUCKDB_TYPE_VARCHAR,
-      DUCKDB_TYPE_INTEGER,      DUCKDB_TYPE_VARCHAR};
-  const scan_shared *sh = duckdb_bind_get_extra_info(info);
-  for (int i = 0; i < 8; i++) {
-    duckdb_logical_type t = duckdb_create_logical_type(
-        i < 3 && sh->uuid ? DUCKDB_TYPE_UUID : types[i]);
-    duckdb_bind_add_result_column(info, names[i], t);
-    duckdb_destroy_logical_type(&t);
-  }
-  duckdb_bind_set_bind_data(info, duckdb_bind_get_extra_info(info), NULL);
-}
-
-static void scan_init(duckdb_init_info info) {
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  duckdb_init_set_max_threads(info, (idx_t)(n > 0 ? n : 1));
-}
-
-static void scan_local_free(void *p) {
-  scan_local *lo = p;
-  free(lo->rows);
-  free(lo->arena);
-  free(lo);
-}
-
-static void scan_local_init(duckdb_init_info info) {
-  scan_local *lo = calloc(1, sizeof *lo);
-  if (!lo) {
-    duckdb_init_set_error(info, "out of memory");
-    return;
-  }
-  duckdb_init_set_init_data(info, lo, scan_local_free);
-}
-
-/* Registers bench_log_scan (`uuid`: bench_log_scan_uuid, ids as UUID) on
- * the baseline connection and times the COPY with `codec`. *rows gets the
- * rows written. */
-static int prototype_scan(duck *d, lake_env *e, const key_list *k, bool uuid,
-                          const char *codec, span *sp, uint64_t *rows) {
-  static scan_shared shared[2]; /* outlive the functions' registrations */
-  scan_shared *sh = &shared[uuid];
-  memset(sh, 0, sizeof *sh);
-  sh->e = e;
-  sh->keys = k->v;
-  sh->nkeys = k->n;
-  sh->uuid = uuid;
-  if (tl_catalog_foreach_process(e->cat, add_proc_freq, sh))
-    return -1;
-  const char *name = uuid ? "bench_log_scan_uuid" : "bench_log_scan";
-  duckdb_table_function f = duckdb_create_table_function();
-  duckdb_table_function_set_name(f, name);
-  duckdb_table_function_set_extra_info(f, sh, NULL);
-  duckdb_table_function_set_bind(f, scan_bind);
-  duckdb_table_function_set_init(f, scan_init);
-  duckdb_table_function_set_local_init(f, scan_local_init);
-  duckdb_table_function_set_function(f, scan_fn);
-  int rc = duckdb_register_table_function(d->c, f) == DuckDBError ? -1 : 0;
-  duckdb_destroy_table_function(&f);
-  if (rc)
-    return -1;
-  char sql[2048];
-  snprintf(sql, sizeof sql,
-           "COPY (SELECT * FROM %s()) TO '%s/base/proto.parquet' (FORMAT "
-           "parquet, COMPRESSION %s, ROW_GROUP_SIZE 122880)",
-           name, e->data, codec);
-  span_begin(sp);
-  rc = duck_exec(d->c, sql);
-  span_end(sp);
-  snprintf(sql, sizeof sql,
-           "SELECT count(*) FROM read_parquet('%s/base/proto.parquet')",
-           e->data);
-  int64_t n = rc ? -1 : duck_int(d->c, sql);
-  *rows = n < 0 ? 0 : (uint64_t)n;
-  snprintf(sql, sizeof sql, "%s/base/proto.parquet", e->data);
-  unlink(sql);
-  return rc;
-}
-
-/* Rows shaped like log_entries partitions, generated by DuckDB with cheap
- * expressions (concatenation, no printf: DuckDB's printf costs more than the
- * Parquet writer): a process, 4 streams, a block id every 1 600 rows, 8 kinds
- * of message at mixed levels. */
-static const char *range_select(uint64_t n, char *buf, size_t cap) {
-  snprintf(
-      buf, cap,
-      "SELECT '0b6f6e2c-6a4e-4c8e-9a3d-3f1f0e2d4c5b' AS process_id, "
-      "'5d1c2a7e-0000-4000-8000-00000000000' || (i %% 4)::VARCHAR AS "
-      "stream_id, '7f3e9b1c-1111-4000-8000-' || lpad((i // 1600)::VARCHAR, "
-      "12, '0') AS block_id, "
-      "make_timestamp(1764000000000000 + (i // 1600) * 1000)::TIMESTAMP_NS "
-      "AS insert_time, "
-      "make_timestamp(1764000000000000 + i // 10)::TIMESTAMP_NS AS time, "
-      "'bench::lake' AS target, "
-      "[4,4,4,4,4,4,4,4,4,5,5,5,3,3,2,6][i %% 16 + 1]::INTEGER AS level, "
-      "['GET /api/v1/users/', 'POST /api/v1/orders -> 201 in ', "
-      "'user alice logged in from paris', 'cache miss for key session:', "
-      "'slow query on payments: ', 'retrying request ', "
-      "'connection to 10.0.3.', 'poll loop iteration '][i %% 8 + 1] || "
-      "(i * 7919 %% 65536)::VARCHAR || "
-      "[' -> 200 in 131 us', ' us (5120 bytes)', '', ' (shard 7)', "
-      "' ms, 1733 rows', ' to berlin after 40 ms (attempt 2)', "
-      "':5432 reset after 8812 bytes', ': 3 events ready'][i %% 8 + 1] AS msg "
-      "FROM range(%" PRIu64 ") t(i)",
-      n);
-  return buf;
 }
 
 /* ---- Phase 3: queries -------------------------------------------------------
@@ -1138,43 +616,73 @@ static int session_query(tl_session *s, const char *sql, FILE *out) {
   return 0;
 }
 
-/* The ways the same SQL is run. The first three answer the target: the
- * session's view, a native DuckDB table holding the same rows (loaded from
- * the lake's partitions), read_parquet() of those partitions without the
- * view's join. The others are what-ifs on the same rows, in the bench's
- * DuckDB: the view's LEFT JOIN with processes replaced by a per-row lookup
- * of the process columns (a MAP literal built from the catalog, which DuckDB
- * skips when a query does not use those columns), and the rows rewritten as
- * one Parquet file per codec. All are run in turn within each repetition, so
- * that background load hits them alike. */
+/* The ways the same SQL is run. The first two answer the target: the
+ * session's view and a native DuckDB table holding the same rows, loaded
+ * from the lake's partitions in time order. (In the order of the partitions,
+ * by block, DuckDB compresses `msg` with DICT_FSST and scans it about 1.5x
+ * slower: the next variant. The former partitions were sorted by time, so
+ * the time-ordered table is the baseline the figures compare with.) Then
+ * the partitions read with read_parquet() without the view, and what-ifs:
+ * the same rows, in block order, rewritten as one Parquet file per format.
+ * All run in the bench's DuckDB but the view, and all in turn within each
+ * repetition, so that background load hits them alike. */
 typedef struct qvariant {
   const char *name, *label;
-  const char *table; /* NULL: through the session's log_entries view */
+  const char *table;   /* NULL: through the session's log_entries view */
+  const char *options; /* one-file what-ifs: the COPY options */
   double p50[2], min[2];
   uint64_t bytes; /* one-file what-ifs: the file's size */
 } qvariant;
 
-enum { QV_VIEW, QV_NATIVE, QV_PARQUET, QV_LOOKUP, QV_CODEC };
-static const char *const CODECS[4] = {"zstd", "snappy", "lz4_raw",
-                                      "uncompressed"};
+enum { QV_VIEW, QV_NATIVE, QV_BLOCK_ORDER, QV_PARQUET, QV_FORMAT };
 
 static qvariant QV[] = {
-    {"view", "view (tl_session_print)", NULL, {0}, {0}},
-    {"native", "native table", "log_entries", {0}, {0}},
+    {"view", "view (tl_session_print)", NULL, NULL, {0}, {0}, 0},
+    {"native", "native table", "log_entries", NULL, {0}, {0}, 0},
+    {"native_block_order",
+     "native table, rows in block order",
+     "log_entries_blocks",
+     NULL,
+     {0},
+     {0},
+     0},
     {"parquet",
-     "read_parquet(partitions), no join",
+     "read_parquet(partitions)",
      "pq_log_entries",
+     NULL,
      {0},
-     {0}},
-    {"lookup",
-     "read_parquet + MAP lookup, no join",
-     "lookup_log_entries",
      {0},
-     {0}},
-    {"zstd", "one file, zstd (as the lake)", "whatif_zstd", {0}, {0}},
-    {"snappy", "one file, snappy", "whatif_snappy", {0}, {0}},
-    {"lz4_raw", "one file, lz4_raw", "whatif_lz4_raw", {0}, {0}},
-    {"uncompressed", "one file, uncompressed", "whatif_uncompressed", {0}, {0}},
+     0},
+    {"zstd_v1",
+     "one file, zstd (the former format)",
+     "whatif_zstd_v1",
+     "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880",
+     {0},
+     {0},
+     0},
+    {"lz4_v1",
+     "one file, lz4_raw, Parquet v1",
+     "whatif_lz4_v1",
+     "FORMAT parquet, COMPRESSION lz4_raw, ROW_GROUP_SIZE 122880",
+     {0},
+     {0},
+     0},
+    {"lz4_v2",
+     "one file, lz4_raw, Parquet v2",
+     "whatif_lz4_v2",
+     "FORMAT parquet, COMPRESSION lz4_raw, ROW_GROUP_SIZE 122880, "
+     "PARQUET_VERSION V2",
+     {0},
+     {0},
+     0},
+    {"uncompressed_v2",
+     "one file, uncompressed, Parquet v2",
+     "whatif_uncompressed_v2",
+     "FORMAT parquet, COMPRESSION uncompressed, ROW_GROUP_SIZE 122880, "
+     "PARQUET_VERSION V2",
+     {0},
+     {0},
+     0},
 };
 #define NQV (sizeof QV / sizeof QV[0])
 
@@ -1222,81 +730,39 @@ static int time_variants(const opts *o, tl_session *s, duck *d, qvariant *v,
   return rc;
 }
 
-typedef struct map_sql {
-  char exe[8192], user[8192], host[8192];
-  size_t n;
-} map_sql;
-
-static void map_add(char *m, size_t cap, const char *id, const char *v) {
-  size_t len = strlen(m);
-  len += (size_t)snprintf(m + len, cap - len, "%s'%s': '",
-                          len && m[len - 1] == '{' ? "" : ", ", id);
-  for (const char *c = v ? v : ""; *c && len + 4 < cap; c++) {
-    if (*c == '\'')
-      m[len++] = '\'';
-    m[len++] = *c;
-  }
-  snprintf(m + len, cap - len, "'");
-}
-
-static int add_process_map(void *ctx, const tl_catalog_process_row *r) {
-  map_sql *m = ctx;
-  char id[37];
-  tl_uuid_format(r->process_id, id);
-  if (m->n++ < 64) { /* this bench records from one process */
-    map_add(m->exe, sizeof m->exe, id, r->exe);
-    map_add(m->user, sizeof m->user, id, r->username);
-    map_add(m->host, sizeof m->host, id, r->computer);
-  }
-  return 0;
-}
-
-/* The native table log_entries, the views pq_log_entries and
- * lookup_log_entries over the lake's partitions (`files`), and one file per
- * codec (base/whatif_<codec>.parquet) with its view. */
+/* The native tables log_entries (time order) and log_entries_blocks (the
+ * partitions' order), the view pq_log_entries over the lake's partitions
+ * (`files`), and one file per format what-if (base/whatif_<name>.parquet)
+ * with its view. */
 static int prepare_variants(duck *d, lake_env *e, const char *files,
                             span *load) {
-  map_sql m;
-  memset(&m, 0, sizeof m);
-  snprintf(m.exe, sizeof m.exe, "MAP {");
-  snprintf(m.user, sizeof m.user, "MAP {");
-  snprintf(m.host, sizeof m.host, "MAP {");
-  if (tl_catalog_foreach_process(e->cat, add_process_map, &m))
-    return -1;
-  size_t need = strlen(files) + sizeof m + 1024;
+  size_t need = strlen(files) + 2048;
   char *sql = malloc(need);
   if (!sql)
     return -1;
   snprintf(sql, need,
-           "CREATE TABLE log_entries AS SELECT * FROM read_parquet([%s])",
+           "CREATE TABLE log_entries_blocks AS SELECT * FROM "
+           "read_parquet([%s])",
            files);
   span_begin(load);
   int rc = duck_exec(d->c, sql);
   span_end(load);
+  rc = rc || duck_exec(d->c, "CREATE TABLE log_entries AS SELECT * FROM "
+                             "log_entries_blocks ORDER BY time");
   snprintf(sql, need,
            "CREATE VIEW pq_log_entries AS SELECT * FROM read_parquet([%s])",
            files);
   rc = rc || duck_exec(d->c, sql);
-  snprintf(sql, need,
-           "CREATE VIEW lookup_log_entries AS SELECT e.process_id, "
-           "e.stream_id, e.block_id, e.insert_time, %s}[e.process_id] AS exe, "
-           "%s}[e.process_id] AS username, %s}[e.process_id] AS computer, "
-           "e.time, e.target, e.level, e.msg FROM read_parquet([%s]) e",
-           m.exe, m.user, m.host, files);
-  rc = rc || duck_exec(d->c, sql);
-  for (int c = 0; c < 4 && !rc; c++) {
-    snprintf(sql, need,
-             "COPY log_entries TO '%s/base/whatif_%s.parquet' (FORMAT "
-             "parquet, COMPRESSION %s, ROW_GROUP_SIZE 122880)",
-             e->data, CODECS[c], CODECS[c]);
+  for (size_t v = QV_FORMAT; v < NQV && !rc; v++) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/base/%s.parquet", e->data, QV[v].table);
+    snprintf(sql, need, "COPY log_entries_blocks TO '%s' (%s)", path,
+             QV[v].options);
     rc = duck_exec(d->c, sql);
-    snprintf(sql, need, "%s/base/whatif_%s.parquet", e->data, CODECS[c]);
     struct stat st;
-    QV[QV_CODEC + c].bytes = stat(sql, &st) ? 0 : (uint64_t)st.st_size;
-    snprintf(sql, need,
-             "CREATE VIEW whatif_%s AS SELECT * FROM "
-             "read_parquet('%s/base/whatif_%s.parquet')",
-             CODECS[c], e->data, CODECS[c]);
+    QV[v].bytes = stat(path, &st) ? 0 : (uint64_t)st.st_size;
+    snprintf(sql, need, "CREATE VIEW %s AS SELECT * FROM read_parquet('%s')",
+             QV[v].table, path);
     rc = rc || duck_exec(d->c, sql);
   }
   free(sql);
@@ -1305,10 +771,10 @@ static int prepare_variants(duck *d, lake_env *e, const char *files,
 
 static void drop_variants(duck *d, lake_env *e) {
   duck_exec(d->c, "DROP TABLE IF EXISTS log_entries");
-  for (int c = 0; c < 4; c++) {
+  duck_exec(d->c, "DROP TABLE IF EXISTS log_entries_blocks");
+  for (size_t v = QV_FORMAT; v < NQV; v++) {
     char path[1024];
-    snprintf(path, sizeof path, "%s/base/whatif_%s.parquet", e->data,
-             CODECS[c]);
+    snprintf(path, sizeof path, "%s/base/%s.parquet", e->data, QV[v].table);
     unlink(path);
   }
 }
@@ -1546,10 +1012,8 @@ int main(int argc, char **argv) {
   bool have_duck = false;
   ingest_result ir;
   mat_result mr;
-  span sdec = {0}, srange = {0}, sload = {0}, sproto = {0}, sproto2 = {0};
-  pipeline_spans ps;
+  span sdec = {0}, sload = {0}, swrite = {0}, swrite_old = {0};
   key_list keys = {0};
-  uint64_t batch_rows = 0, proto_rows = 0, proto2_rows = 0;
   char *files_sql = NULL;
   decode_count dc;
   qvariant qa = QV[QV_VIEW];
@@ -1596,85 +1060,12 @@ int main(int argc, char **argv) {
   }
   have_duck = true;
   if (tl_catalog_foreach_block(e.cat, add_key, &keys) ||
-      tl_catalog_list_partitions(e.cat, "log_entries", "global", INT64_MIN,
-                                 INT64_MAX, max_rows, &batch_rows) ||
-      !batch_rows) {
+      baseline_decode(&e, &keys, &dc, &sdec)) {
     status = 1;
     goto out;
-  }
-  /* The prototype's source has no order to keep: let COPY run in parallel. */
-  if (baseline_decode(&e, &keys, &dc, &sdec) ||
-      baseline_pipeline(&d, e.data, ir.logs, batch_rows, &ps) ||
-      duck_exec(d.c, "SET preserve_insertion_order = false") ||
-      prototype_scan(&d, &e, &keys, false, "zstd", &sproto, &proto_rows) ||
-      prototype_scan(&d, &e, &keys, true, "lz4_raw", &sproto2, &proto2_rows) ||
-      duck_exec(d.c, "RESET preserve_insertion_order") ||
-      writer_variants(&d, e.data, batch_rows)) {
-    status = 1;
-    goto out;
-  }
-  {
-    char sel[4096];
-    if (baseline_copy(&d, e.data, range_select(ir.logs, sel, sizeof sel),
-                      &srange)) {
-      status = 1;
-      goto out;
-    }
-  }
-  printf("\n#### Materialization (target: >= %.0f M events/s per core, i.e. "
-         "per CPU-second)\n",
-         TARGET_MAT_PER_CORE / 1e6);
-  print_rate_header();
-  print_rate("materialize", "tl_lake_materialize (decode+append+COPY)",
-             mr.st.rows, &mr.sp, TARGET_MAT_PER_CORE);
-  print_rate("base_decode", "baseline: read blobs + decode only",
-             dc.logs + dc.metrics, &sdec, 0);
-  print_rate("base_append", "baseline: appender into staging", ir.logs,
-             &ps.append, 0);
-  print_rate("base_copy_sorted", "baseline: COPY staging ORDER BY time",
-             ir.logs, &ps.sorted, 0);
-  print_rate("base_copy_unsorted", "baseline: COPY staging (no ORDER BY)",
-             ir.logs, &ps.unsorted, 0);
-  {
-    span sum = {0};
-    span_add(&sum, &sdec);
-    span_add(&sum, &ps.append);
-    span_add(&sum, &ps.sorted);
-    print_rate("base_pipeline", "baseline: decode + append + COPY sorted",
-               ir.logs, &sum, 0);
-  }
-  print_rate("base_range_copy", "baseline: COPY (SELECT .. FROM range(N))",
-             ir.logs, &srange, 0);
-  print_rate("proto_scan_copy", "prototype: table function -> COPY", proto_rows,
-             &sproto, TARGET_MAT_PER_CORE);
-  print_rate("proto_scan_copy_uuid_lz4", "  same, ids as UUID, lz4_raw",
-             proto2_rows, &sproto2, TARGET_MAT_PER_CORE);
-  printf("  (CPU = this process's user+system time, DuckDB's threads "
-         "included; M/CPU-s = rows per CPU-second = per core. Baselines run "
-         "in batches of %" PRIu64 " rows, the lake's largest partition.)\n",
-         batch_rows);
-  printf("  Parquet writer alone, one batch (COPY staging, no ORDER BY; best "
-         "of 3, CPU ns/row):");
-  for (size_t v = 0; v < NVARIANTS; v++) {
-    printf("%s %s %.0f", v ? ";" : "", VARIANTS[v].label,
-           VARIANTS[v].ns_per_row);
-    bench_result("RESULT bench=lake name=writer_%s cpu_ns_per_row=%.1f",
-                 VARIANTS[v].name, VARIANTS[v].ns_per_row);
-  }
-  printf("\n");
-  if (proto_rows != ir.logs || proto2_rows != ir.logs) {
-    fprintf(stderr,
-            "bench_lake: the prototypes wrote %" PRIu64 " and %" PRIu64
-            " rows\n",
-            proto_rows, proto2_rows);
-    status = 1;
   }
 
-  /* 3. Queries. */
-  if (time_session_open(&o, &e, 5, &open_p50, &open_max, NULL)) {
-    status = 1;
-    goto out;
-  }
+  /* The native table (for the queries too), then DuckDB writing it. */
   {
     file_list fl = {0};
     fl.data = e.data;
@@ -1698,6 +1089,34 @@ int main(int argc, char **argv) {
       status = 1;
       goto out;
     }
+  }
+  if (baseline_writer(&d, e.data, TL_PARTITION_FORMAT, &swrite) ||
+      baseline_writer(&d, e.data, QV[QV_FORMAT].options, &swrite_old)) {
+    status = 1;
+    goto out;
+  }
+  printf("\n#### Materialization (target: >= %.0f M events/s per core, i.e. "
+         "per CPU-second)\n",
+         TARGET_MAT_PER_CORE / 1e6);
+  print_rate_header();
+  print_rate("materialize", "tl_lake_materialize (read+decode+COPY)",
+             mr.st.rows, &mr.sp, TARGET_MAT_PER_CORE);
+  print_rate("base_decode", "baseline: read blobs + decode only",
+             dc.logs + dc.metrics, &sdec, 0);
+  print_rate("base_writer", "baseline: DuckDB COPY native -> lake format",
+             ir.logs, &swrite, 0);
+  print_rate("base_writer_zstd_v1", "baseline: DuckDB COPY native -> zstd v1",
+             ir.logs, &swrite_old, 0);
+  printf("  (CPU = this process's user+system time, DuckDB's threads "
+         "included; M/CPU-s = rows per CPU-second = per core. The writer "
+         "baselines copy the log entries from a native in-memory table "
+         "loaded from the partitions, to the lake's Parquet format and to "
+         "the former one.)\n");
+
+  /* 3. Queries. */
+  if (time_session_open(&o, &e, 5, &open_p50, &open_max, NULL)) {
+    status = 1;
+    goto out;
   }
   {
     char err[1024];
@@ -1761,11 +1180,12 @@ int main(int argc, char **argv) {
                                          : 0,
            r1 = QV[QV_NATIVE].p50[1] > 0 ? QV[j].p50[1] / QV[QV_NATIVE].p50[1]
                                          : 0;
-    if (j == QV_LOOKUP)
+    if (j == QV_FORMAT)
       printf("  what-ifs on the same rows, in the bench's DuckDB:\n");
-    char size[32] = "";
+    char size[48] = "";
     if (QV[j].bytes)
-      snprintf(size, sizeof size, "  (%.0f MB)", (double)QV[j].bytes / 1e6);
+      snprintf(size, sizeof size, "  (%.0f MB)%s", (double)QV[j].bytes / 1e6,
+               strcmp(QV[j].options, TL_PARTITION_FORMAT) ? "" : " the lake's");
     printf("  %-38s %8.1f %5.2fx %8.1f %5.2fx%s\n", QV[j].label, QV[j].p50[0],
            r0, QV[j].p50[1], r1, size);
     bench_result("RESULT bench=lake name=query_%s group_by_level_p50_ms=%.2f "
@@ -1789,7 +1209,7 @@ int main(int argc, char **argv) {
   printf("  (view = tl_session_print of the session's log_entries view, CSV "
          "to /dev/null; the others run in the bench's own DuckDB and print "
          "the rows the same way; native = a table loaded from the lake's "
-         "partitions in %.2f s)\n",
+         "partitions in %.2f s, then sorted by time)\n",
          sload.wall_s);
   printf(
       "  session open (nothing to materialize): p50 %.1f ms, max %.1f ms "

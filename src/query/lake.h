@@ -130,9 +130,25 @@ int tl_trash_add(tl_store *store, int64_t due, const char *const *files,
  * when a file could not be removed (its list is kept for the next call). */
 int tl_trash_purge(tl_store *store, int64_t now, uint64_t *deleted);
 
+/* Orphan files: partition files under DATA/views/ (temp files included)
+ * that no partition of the catalog names and no trash list holds, left by a
+ * crash or a lost catalog reply. Each call lists them and deletes those the
+ * previous call on `*sw` listed too, so that a file is deleted only after
+ * it stayed an orphan between two calls: call at intervals much longer than
+ * a materialization or a merge and than the trash's grace period (the
+ * maintainer: hourly). `*sw` starts NULL (the first call deletes nothing)
+ * and is freed with tl_orphan_sweep_free. Adds the files deleted to
+ * *deleted (may be NULL). Returns 0, or TL_E* with `err` set (a catalog
+ * error deletes nothing). Not thread-safe on the same `*sw`. */
+typedef struct tl_orphan_sweep tl_orphan_sweep;
+int tl_lake_sweep(tl_lake *l, tl_orphan_sweep **sw, uint64_t *deleted,
+                  char *err, size_t errcap);
+void tl_orphan_sweep_free(tl_orphan_sweep *sw); /* accepts NULL */
+
 /* The maintenance thread of `tracelake serve`: every `interval_ms`, it
  * materializes what was acknowledged, every `merge_interval_ms` (0: never)
- * merges the global views' small partitions, and it purges the trash. It
+ * merges the global views' small partitions, it purges the trash, and
+ * every hour it sweeps orphan files (tl_lake_sweep). It
  * reports its work with the process's own telemetry (counters maintain_*,
  * durations in ticks) and warns on errors; an error never stops it. */
 typedef struct tl_maintainer tl_maintainer;

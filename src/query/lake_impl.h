@@ -4,9 +4,13 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
 
 #include "duckdb.h"
 #include "lake.h"
+
+struct tl_mat_job;
 
 struct tl_lake {
   tl_catalog *cat;
@@ -14,21 +18,60 @@ struct tl_lake {
   char data[2048];  /* the data directory */
   char views[2100]; /* data/views: the only place DuckDB may touch */
   duckdb_database db;
-  pthread_mutex_t mu; /* one materializer at a time in this process */
+  pthread_mutex_t mu;       /* one materializer at a time in this process */
   _Atomic bool interrupted; /* stop materializing: the server is stopping */
+  /* The batch being materialized, for the table function that decodes it
+   * (lake.c): set under job_mu for the duration of its COPY, and only the
+   * connection running that COPY may bind the function. */
+  pthread_mutex_t job_mu;
+  struct tl_mat_job *job;
+  idx_t job_conn;
 };
 
-/* A global view materialized from blocks: its name, the tag of the streams
- * it reads, and the columns of its partitions. */
+/* A column of a view's partitions. DUCKDB_TYPE_LIST stands for the
+ * properties type, STRUCT(key VARCHAR, value VARCHAR)[]. */
+typedef struct tl_view_col {
+  const char *name;
+  duckdb_type type;
+} tl_view_col;
+
+/* A view materialized from blocks: its name, the tag of the streams it
+ * reads, and the columns of its partitions. */
 typedef struct tl_view_def {
   const char *name;
   const char *stream_tag;
-  int scope;           /* TL_SCOPE_*: global, per process or per stream */
-  const char *order;   /* rows are sorted by this column in a partition */
-  const char *columns; /* SQL column list */
+  int scope; /* TL_SCOPE_*: global, per process or per stream */
+  /* Rows of a partition are sorted by this column; NULL: rows are in the
+   * order of their blocks (by begin_time) and of the events in a block,
+   * which keeps row groups nearly sorted by time without the cost of a
+   * sort. */
+  const char *order;
+  const char *columns; /* SQL column list of a partition */
   int ncols;
-  duckdb_type types[16];
+  tl_view_col cols[16];
 } tl_view_def;
+
+/* How partitions are written (materialization and merges): Parquet v2
+ * pages (long text like `msg` as DELTA_LENGTH_BYTE_ARRAY, checked for UTF-8
+ * a page at a time when read), not compressed. A full scan of `msg` (`LIKE
+ * '%...%'`) then runs at about 1.2x a native DuckDB table, 1.45x with
+ * lz4_raw and 2.5x with zstd, for files 2.4x (lz4_raw) and 3.6x (zstd) as
+ * small: the partitions are a copy of the blocks made for scanning, which
+ * trades disk for speed. Numbers and profiles: docs/performance.md,
+ * "Lakehouse". */
+#define TL_PARTITION_FORMAT                                                    \
+  "FORMAT parquet, COMPRESSION uncompressed, ROW_GROUP_SIZE 122880, "          \
+  "PARQUET_VERSION V2"
+
+/* Partitions of the global views written by this code are named
+ * <uuid>.v2.parquet: they hold the process columns (exe, username, computer,
+ * process_properties). Older ones (<uuid>.parquet) do not; the views and
+ * merges still read them (the process columns are NULL there). */
+#define TL_PARTITION_V2 ".v2.parquet"
+static inline bool tl__partition_v2(const char *file) {
+  size_t n = strlen(file), k = sizeof TL_PARTITION_V2 - 1;
+  return n >= k && !strcmp(file + n - k, TL_PARTITION_V2);
+}
 
 /* The global views first; then the per-instance views, materialized just in
  * time when a query names them with view_instance(). */
@@ -41,6 +84,11 @@ enum {
   TL_NVIEWS = 4
 };
 extern const tl_view_def tl__views[TL_NVIEWS];
+
+/* Registers the materializer's table function with the lake's database
+ * (materialize.c; before the configuration is locked). Returns 0 or
+ * TL_EIO. */
+int tl__materialize_register(tl_lake *l, duckdb_connection c);
 
 /* Materializes the blocks of one view instance acknowledged up to
  * max_insert_time (for the global views, instance is "global"). */

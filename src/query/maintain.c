@@ -1,8 +1,8 @@
 /* maintain.c - keeping the lake small and fresh: merging runs of small
  * partitions of the global views into larger ones, the trash that deletes
- * replaced files once no session can still be reading them, and the
- * maintenance thread of `tracelake serve`. See docs/lakehouse.md,
- * "Maintenance". */
+ * replaced files once no session can still be reading them, the sweep of
+ * orphan files, and the maintenance thread of `tracelake serve`. See
+ * docs/lakehouse.md, "Maintenance". */
 #define TL_TARGET "tracelake::maintain"
 #include <dirent.h>
 #include <errno.h>
@@ -161,6 +161,211 @@ int tl_trash_purge(tl_store *store, int64_t now, uint64_t *deleted) {
   return rc;
 }
 
+/* ---- Orphan files ---------------------------------------------------------
+ * A crash or a lost catalog reply can leave files under views/ that no
+ * partition names: the temp file of a COPY that never finished, a file whose
+ * partition was never recorded, the old files of a merge whose trash list
+ * could not be written. A file is deleted when two sweeps in a row found it
+ * so (and not in a trash list): whatever was in flight at the first one (a
+ * file written, not yet recorded; a merge committed, its trash list not yet
+ * written) has settled by the second. */
+
+struct tl_orphan_sweep {
+  char **v; /* paths relative to the data directory, sorted */
+  size_t n;
+};
+
+typedef struct name_set {
+  char **v;
+  size_t n, cap;
+} name_set;
+
+static int names_add(name_set *s, const char *name) {
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 64;
+    char **v = realloc(s->v, cap * sizeof *v);
+    if (!v)
+      return TL_ENOMEM;
+    s->v = v;
+    s->cap = cap;
+  }
+  if (!(s->v[s->n] = strdup(name)))
+    return TL_ENOMEM;
+  s->n++;
+  return 0;
+}
+
+static void names_free(name_set *s) {
+  for (size_t i = 0; i < s->n; i++)
+    free(s->v[i]);
+  free(s->v);
+  memset(s, 0, sizeof *s);
+}
+
+static void names_sort(name_set *s) {
+  if (s->n)
+    qsort(s->v, s->n, sizeof *s->v, cmp_names);
+}
+
+static bool names_has(char *const *v, size_t n, const char *name) {
+  return n && bsearch(&name, v, n, sizeof *v, cmp_names);
+}
+
+static int add_partition_file(void *ctx, const tl_partition *p) {
+  return names_add(ctx, p->file);
+}
+
+/* Every file named by a trash list, due or not. */
+static int collect_trash(tl_store *store, name_set *out) {
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%s/" TRASH_DIR, tl_store_root(store));
+  DIR *d = opendir(dir);
+  if (!d)
+    return errno == ENOENT ? 0 : TL_EIO;
+  int rc = 0;
+  struct dirent *e;
+  while (!rc && (e = readdir(d))) {
+    size_t len = strlen(e->d_name);
+    if (len < 5 || strcmp(e->d_name + len - 5, ".list"))
+      continue;
+    char key[512];
+    snprintf(key, sizeof key, TRASH_DIR "/%s", e->d_name);
+    uint8_t *p = NULL;
+    size_t n = 0;
+    int grc = tl_store_get(store, key, MAX_TRASH_LIST, &p, &n);
+    if (grc == TL_ENOTFOUND) /* purged meanwhile */
+      continue;
+    if (grc) {
+      rc = grc;
+      break;
+    }
+    size_t start = 0;
+    for (size_t i = 0; i < n && !rc; i++)
+      if (p[i] == '\n') {
+        p[i] = 0;
+        rc = names_add(out, (const char *)p + start);
+        start = i + 1;
+      }
+    free(p);
+  }
+  closedir(d);
+  return rc;
+}
+
+/* The files of views/<view>/<instance>/<day>/ that the catalog does not
+ * name (and that look like ours: *.parquet, not in the trash). */
+static int instance_orphans(tl_lake *l, const char *view, const char *instance,
+                            const name_set *trash, name_set *out) {
+  name_set known = {0};
+  int rc = tl_catalog_list_partitions(l->cat, view, instance, INT64_MIN,
+                                      INT64_MAX, add_partition_file, &known);
+  if (rc) {
+    names_free(&known);
+    return rc;
+  }
+  names_sort(&known);
+  char dir[4400];
+  snprintf(dir, sizeof dir, "%s/views/%s/%s", l->data, view, instance);
+  DIR *days = opendir(dir);
+  struct dirent *d;
+  while (!rc && days && (d = readdir(days))) {
+    if (d->d_name[0] == '.')
+      continue;
+    char daydir[4700];
+    snprintf(daydir, sizeof daydir, "%s/%s", dir, d->d_name);
+    DIR *files = opendir(daydir);
+    struct dirent *f;
+    while (!rc && files && (f = readdir(files))) {
+      char rel[TL_PARTITION_FILE_MAX + 64];
+      int n = snprintf(rel, sizeof rel, "views/%s/%s/%s/%s", view, instance,
+                       d->d_name, f->d_name);
+      if (n < 0 || (size_t)n >= sizeof rel || !partition_file_ok(rel) ||
+          names_has(known.v, known.n, rel) ||
+          names_has(trash->v, trash->n, rel))
+        continue;
+      rc = names_add(out, rel);
+    }
+    if (files)
+      closedir(files);
+  }
+  if (days)
+    closedir(days);
+  names_free(&known);
+  return rc;
+}
+
+int tl_lake_sweep(tl_lake *l, tl_orphan_sweep **sw, uint64_t *deleted,
+                  char *err, size_t errcap) {
+  err[0] = 0;
+  name_set trash = {0}, now = {0};
+  int rc = collect_trash(l->store, &trash);
+  names_sort(&trash);
+  for (int v = 0; v < TL_NVIEWS && !rc; v++) {
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/views/%s", l->data, tl__views[v].name);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (!rc && d && (e = readdir(d)))
+      if (e->d_name[0] != '.' && strlen(e->d_name) < TL_PARTITION_INSTANCE_MAX)
+        rc = instance_orphans(l, tl__views[v].name, e->d_name, &trash, &now);
+    if (d)
+      closedir(d);
+  }
+  if (rc) {
+    tl__lake_fail(err, errcap, "orphan sweep: %s",
+                  rc == TL_ENOMEM ? "out of memory"
+                                  : tl_catalog_errmsg(l->cat));
+    names_free(&trash);
+    names_free(&now);
+    return rc;
+  }
+  names_sort(&now);
+  tl_orphan_sweep *prev = *sw;
+  /* Orphans already seen go; the others are remembered (in order). */
+  size_t kept = 0;
+  for (size_t i = 0; i < now.n; i++) {
+    if (!prev || !names_has(prev->v, prev->n, now.v[i])) {
+      now.v[kept++] = now.v[i];
+      continue;
+    }
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", l->data, now.v[i]);
+    int u = unlink(path);
+    if (u == 0 || errno == ENOENT) {
+      if (u == 0 && deleted)
+        (*deleted)++;
+      free(now.v[i]);
+      continue;
+    }
+    if (!rc)
+      rc = tl__lake_fail(err, errcap, "cannot delete %s", path);
+    now.v[kept++] = now.v[i]; /* tried again next time */
+  }
+  now.n = kept;
+  names_free(&trash);
+  /* Remember this sweep's new orphans for the next one. */
+  if (!prev && !(prev = calloc(1, sizeof *prev))) {
+    names_free(&now);
+    return tl__lake_fail(err, errcap, "out of memory");
+  }
+  for (size_t i = 0; i < prev->n; i++)
+    free(prev->v[i]);
+  free(prev->v);
+  prev->v = now.v;
+  prev->n = now.n;
+  *sw = prev;
+  return rc;
+}
+
+void tl_orphan_sweep_free(tl_orphan_sweep *sw) {
+  if (!sw)
+    return;
+  for (size_t i = 0; i < sw->n; i++)
+    free(sw->v[i]);
+  free(sw->v);
+  free(sw);
+}
+
 /* ---- Merging ----------------------------------------------------------- */
 
 typedef struct candidates {
@@ -225,8 +430,42 @@ static int merge_group(tl_lake *l, const tl_view_def *v, tl_partition **m,
     rc = tl__lake_fail(err, errcap, "out of memory");
     goto out;
   }
-  rc = tl_bytes_append(&sql, "COPY (SELECT * FROM read_parquet([", 34);
-  for (size_t i = 0; i < k && !rc; i++) {
+  /* Partitions of the older format (TL_PARTITION_V2) are read beside the
+   * others, by name, against the shape of a current partition: the merged
+   * file is always of the current format (their process columns NULL). */
+  size_t nold = 0;
+  for (size_t i = 0; i < k; i++)
+    nold += !tl__partition_v2(m[i]->file);
+  rc = tl_bytes_append(&sql, "COPY (SELECT * FROM (SELECT * FROM ", 35);
+  for (int pass = 0; pass < 2 && !rc; pass++) {
+    bool want_v2 = pass == 0;
+    size_t count = want_v2 ? k - nold : nold;
+    if (pass == 1 && !count)
+      break;
+    if (pass == 1)
+      rc = tl_bytes_append(&sql, " UNION ALL BY NAME SELECT * FROM ", 33);
+    if (!rc && !count) { /* only older partitions: the shape comes first */
+      rc = tl_bytes_append(&sql, "shape", 5);
+      continue;
+    }
+    if (!rc)
+      rc = tl_bytes_append(&sql, "read_parquet([", 14);
+    for (size_t i = 0, listed = 0; i < k && !rc; i++) {
+      tl_partition *p = m[i];
+      if (tl__partition_v2(p->file) != want_v2)
+        continue;
+      if (listed++)
+        rc = tl_bytes_append(&sql, ", ", 2);
+      if (!rc) {
+        char prefix[2100];
+        snprintf(prefix, sizeof prefix, "%s/", l->data);
+        rc = append_literal(&sql, prefix, p->file);
+      }
+    }
+    if (!rc)
+      rc = tl_bytes_append(&sql, "])", 2);
+  }
+  for (size_t i = 0; i < k; i++) {
     tl_partition *p = m[i];
     ids[i] = p->id;
     old[i] = p->file;
@@ -240,13 +479,6 @@ static int merge_group(tl_lake *l, const tl_view_def *v, tl_partition **m,
       part.min_insert_time = p->min_insert_time;
     if (p->max_insert_time > part.max_insert_time)
       part.max_insert_time = p->max_insert_time;
-    if (i)
-      rc = tl_bytes_append(&sql, ", ", 2);
-    if (!rc) {
-      char prefix[2100];
-      snprintf(prefix, sizeof prefix, "%s/", l->data);
-      rc = append_literal(&sql, prefix, p->file);
-    }
   }
   uint8_t fid[16];
   char fname[37];
@@ -254,20 +486,19 @@ static int merge_group(tl_lake *l, const tl_view_def *v, tl_partition **m,
   tl_uuid_format(fid, fname);
   int64_t day = day_of(part.begin_time);
   snprintf(part.file, sizeof part.file,
-           "views/%s/" TL_INSTANCE_GLOBAL "/%" PRId64 "/%s.parquet", v->name,
-           day, fname);
-  char dir[4200], path[4400], tmp[4400], tail[512];
+           "views/%s/" TL_INSTANCE_GLOBAL "/%" PRId64 "/%s" TL_PARTITION_V2,
+           v->name, day, fname);
+  char dir[4200], path[4400], tmp[4400];
   snprintf(dir, sizeof dir, "%s/views/%s/" TL_INSTANCE_GLOBAL "/%" PRId64,
            l->data, v->name, day);
   snprintf(path, sizeof path, "%s/%s", l->data, part.file);
   snprintf(tmp, sizeof tmp, "%s/.tmp-%s.parquet", dir, fname);
-  int n = snprintf(tail, sizeof tail, "]) ORDER BY %s) TO ", v->order);
+  static const char tail[] = ") ORDER BY time) TO ";
   if (!rc)
-    rc = tl_bytes_append(&sql, tail, (size_t)n);
+    rc = tl_bytes_append(&sql, tail, sizeof tail - 1);
   if (!rc)
     rc = append_literal(&sql, "", tmp);
-  static const char opts[] =
-      " (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)";
+  static const char opts[] = " (" TL_PARTITION_FORMAT ")";
   if (!rc)
     rc = tl_bytes_append(&sql, opts, sizeof opts); /* with the NUL */
   if (rc) {
@@ -286,6 +517,13 @@ static int merge_group(tl_lake *l, const tl_view_def *v, tl_partition **m,
     goto out;
   }
   duckdb_result r;
+  char shape[2048];
+  snprintf(shape, sizeof shape, "CREATE TEMP TABLE shape (%s)", v->columns);
+  if (nold && tl__duck_exec(c, shape, err, errcap)) {
+    rc = TL_EIO;
+    duckdb_disconnect(&c);
+    goto out;
+  }
   if (duckdb_query(c, (const char *)sql.p, &r) == DuckDBError) {
     rc = tl__lake_fail(err, errcap, "merge: %s", duckdb_result_error(&r));
   } else {
@@ -488,13 +726,19 @@ struct tl_maintainer {
   uint64_t last_warn; /* tl_mono_ns of the last warning */
   /* Materialization since the last report. */
   tl_materialize_stats mat;
-  uint64_t mat_cycles, mat_ticks, deleted;
+  uint64_t mat_cycles, mat_ticks, deleted, orphans;
+  tl_orphan_sweep *sweep; /* the orphans the last sweep saw */
 };
 
 /* Materialization is reported every 10 s rather than every cycle: the
  * server's telemetry is itself materialized, so a report per cycle would
  * give an idle server a partition per cycle, forever. */
 #define REPORT_NS ((uint64_t)10 * 1000000000)
+
+/* Orphan files are looked for at start and every hour; one found twice in
+ * a row (an hour apart, far longer than anything in flight or in the
+ * trash's grace period) is deleted. */
+#define SWEEP_NS ((uint64_t)3600 * 1000000000)
 
 /* One warning per 10 s at most: a catalog that is down for an hour would
  * otherwise log a line per cycle. Every error is counted. */
@@ -518,8 +762,10 @@ static void report(tl_maintainer *m) {
   }
   if (m->deleted)
     TL_IMETRIC("maintain_files_deleted", "count", m->deleted);
+  if (m->orphans)
+    TL_IMETRIC("maintain_orphans_deleted", "count", m->orphans);
   memset(&m->mat, 0, sizeof m->mat);
-  m->mat_cycles = m->mat_ticks = m->deleted = 0;
+  m->mat_cycles = m->mat_ticks = m->deleted = m->orphans = 0;
 }
 
 static void materialize_step(tl_maintainer *m) {
@@ -567,12 +813,19 @@ static void purge_step(tl_maintainer *m) {
     warn(m, "purging the trash", tl_strerror(rc));
 }
 
+static void sweep_step(tl_maintainer *m) {
+  char err[1024];
+  if (tl_lake_sweep(m->l, &m->sweep, &m->orphans, err, sizeof err))
+    warn(m, "sweeping orphan files", err);
+}
+
 static void *maintain_main(void *arg) {
   tl_maintainer *m = arg;
   pthread_setname_np(pthread_self(), "tl-maintain");
   const uint64_t ms = 1000000;
   uint64_t next_merge = tl_mono_ns() + m->o.merge_interval_ms * ms;
   uint64_t next_report = tl_mono_ns() + REPORT_NS;
+  uint64_t next_sweep = tl_mono_ns();
   while (!m->stop) {
     uint64_t start = tl_mono_ns();
     materialize_step(m);
@@ -582,6 +835,10 @@ static void *maintain_main(void *arg) {
     }
     if (!m->stop)
       purge_step(m);
+    if (!m->stop && tl_mono_ns() >= next_sweep) {
+      sweep_step(m);
+      next_sweep = tl_mono_ns() + SWEEP_NS;
+    }
     if (tl_mono_ns() >= next_report) {
       report(m);
       next_report = tl_mono_ns() + REPORT_NS;
@@ -631,6 +888,7 @@ void tl_maintainer_stop(tl_maintainer *m) {
   pthread_mutex_unlock(&m->mu);
   tl_lake_interrupt(m->l); /* do not wait for a backlog to be materialized */
   pthread_join(m->thread, NULL);
+  tl_orphan_sweep_free(m->sweep);
   pthread_cond_destroy(&m->cv);
   pthread_mutex_destroy(&m->mu);
   free(m);

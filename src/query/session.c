@@ -169,51 +169,93 @@ static void range_filter(const tl_session *s, const char *col, char *out,
     out[0] = 0;
 }
 
+/* The partitions of a global view, by format (see TL_PARTITION_V2). */
+typedef struct global_files {
+  file_list cur, old;
+} global_files;
+
+static int add_global_file(void *ctx, const tl_partition *p) {
+  global_files *g = ctx;
+  return add_file(tl__partition_v2(p->file) ? &g->cur : &g->old, p);
+}
+
+static int append_str(tl_bytes *b, const char *s) {
+  return tl_bytes_append(b, s, strlen(s));
+}
+
+static int append_scan(tl_bytes *b, const file_list *f) {
+  int rc = append_str(b, "read_parquet([");
+  if (!rc)
+    rc = tl_bytes_append(b, f->sql.p, f->sql.len);
+  return rc ? rc : append_str(b, "])");
+}
+
+/* A global view: one Parquet scan of the partitions overlapping the
+ * session's range, with every column the view shows stored in them (the
+ * process columns too: no join), and a filter on time for the rows at the
+ * edges. Partitions of the older format are read beside (UNION ALL BY
+ * NAME: their process columns are NULL). */
 static int create_view(tl_session *s, const tl_view_def *v, char *err,
                        size_t errcap) {
   TL_SPAN_FN();
-  file_list f;
-  memset(&f, 0, sizeof f);
-  tl_bytes_init(&f.sql, (size_t)64 << 20);
-  f.data = s->l->data;
-  int rc = tl_catalog_list_partitions(s->l->cat, v->name, "global", s->begin,
-                                      s->end, add_file, &f);
+  global_files g;
+  memset(&g, 0, sizeof g);
+  tl_bytes_init(&g.cur.sql, (size_t)64 << 20);
+  tl_bytes_init(&g.old.sql, (size_t)64 << 20);
+  g.cur.data = g.old.data = s->l->data;
+  tl_bytes sql;
+  tl_bytes_init(&sql, (size_t)160 << 20);
+  char head[1024], empty[128], filter[256];
+  int rc = tl_catalog_list_partitions(s->l->cat, v->name, TL_INSTANCE_GLOBAL,
+                                      s->begin, s->end, add_global_file, &g);
   if (rc) {
-    tl_bytes_free(&f.sql);
-    return tl__lake_fail(err, errcap, "catalog: %s",
-                         tl_catalog_errmsg(s->l->cat));
+    rc =
+        tl__lake_fail(err, errcap, "catalog: %s", tl_catalog_errmsg(s->l->cat));
+    goto out;
   }
-  s->files += f.n;
-  size_t need = f.sql.len + 4096;
-  char *sql = malloc(need);
-  char src[4096 + 64], filter[256];
-  if (!sql) {
-    tl_bytes_free(&f.sql);
-    return tl__lake_fail(err, errcap, "out of memory");
-  }
-  if (f.n == 0) { /* no partition: an empty table of the same shape */
-    snprintf(sql, need, "CREATE TEMP TABLE _empty_%s (%s)", v->name,
+  s->files += g.cur.n + g.old.n;
+  snprintf(empty, sizeof empty, "_empty_%s", v->name);
+  if (g.cur.n == 0) { /* the shape of a partition, for what is missing */
+    char create[2048];
+    snprintf(create, sizeof create, "CREATE TEMP TABLE %s (%s)", empty,
              v->columns);
-    if ((rc = tl__duck_exec(s->c, sql, err, errcap)))
+    if ((rc = tl__duck_exec(s->c, create, err, errcap)))
       goto out;
-    snprintf(src, sizeof src, "_empty_%s", v->name);
   }
-  range_filter(s, "e.time", filter, sizeof filter);
-  const char *cols = v == &tl__views[TL_VIEW_LOG_ENTRIES]
-                         ? "e.level, e.msg"
-                         : "e.name, e.unit, e.value";
-  snprintf(sql, need,
-           "CREATE TEMP VIEW %s AS SELECT e.process_id, e.stream_id, "
-           "e.block_id, e.insert_time, p.exe, p.username, p.computer, e.time, "
-           "e.target, %s, []::STRUCT(key VARCHAR, value VARCHAR)[] AS "
-           "properties, p.properties AS process_properties FROM %s%.*s%s e "
-           "LEFT JOIN processes p ON p.process_id = e.process_id %s",
-           v->name, cols, f.n ? "read_parquet([" : src, (int)f.sql.len,
-           f.n ? (const char *)f.sql.p : "", f.n ? "])" : "", filter);
-  rc = tl__duck_exec(s->c, sql, err, errcap);
+  range_filter(s, "time", filter, sizeof filter);
+  snprintf(head, sizeof head,
+           "CREATE TEMP VIEW %s AS SELECT process_id, stream_id, block_id, "
+           "insert_time, exe, username, computer, time, target, %s, "
+           "[]::STRUCT(key VARCHAR, value VARCHAR)[] AS properties, "
+           "process_properties FROM ",
+           v->name,
+           v == &tl__views[TL_VIEW_LOG_ENTRIES] ? "level, msg"
+                                                : "name, unit, value");
+  rc = append_str(&sql, head);
+  if (!rc && g.old.n)
+    rc = append_str(&sql, "(SELECT * FROM ");
+  if (!rc)
+    rc = g.cur.n ? append_scan(&sql, &g.cur) : append_str(&sql, empty);
+  if (!rc && g.old.n) {
+    rc = append_str(&sql, " UNION ALL BY NAME SELECT * FROM ");
+    if (!rc)
+      rc = append_scan(&sql, &g.old);
+    if (!rc)
+      rc = append_str(&sql, ")");
+  }
+  if (!rc)
+    rc = append_str(&sql, " ");
+  if (!rc)
+    rc = tl_bytes_append(&sql, filter, strlen(filter) + 1); /* with NUL */
+  if (rc) {
+    rc = tl__lake_fail(err, errcap, "out of memory");
+    goto out;
+  }
+  rc = tl__duck_exec(s->c, (const char *)sql.p, err, errcap);
 out:
-  free(sql);
-  tl_bytes_free(&f.sql);
+  tl_bytes_free(&sql);
+  tl_bytes_free(&g.cur.sql);
+  tl_bytes_free(&g.old.sql);
   return rc;
 }
 
@@ -496,8 +538,8 @@ static unsigned views_needed(const char *sql) {
     need |= NEED_STREAMS;
   if (mentions(sql, "blocks"))
     need |= NEED_BLOCKS;
-  if (need & (NEED_LOG_ENTRIES | NEED_MEASURES))
-    need |= NEED_PROCESSES; /* their process columns */
+  /* log_entries and measures hold their process columns: they need no
+   * processes view. */
   return need;
 }
 

@@ -485,6 +485,83 @@ TEST(concurrent_merges_keep_rows_and_leave_no_orphan_file) {
 /* ---- Retention ------------------------------------------------------------
  */
 
+static void write_file(const char *path) {
+  FILE *f = fopen(path, "w");
+  CHECK(f != NULL);
+  fputs("not really parquet", f);
+  fclose(f);
+}
+
+static bool exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+/* Orphan files (a stray partition file, a COPY's temp file left by a crash,
+ * one under a per-instance view) are deleted by the second sweep that finds
+ * them, never the first; files of partitions, files in the trash (not yet
+ * due) and files that are not Parquet are left alone; the rows stay. */
+TEST(sweep_deletes_orphans_found_twice) {
+  lake k;
+  lake_open(&k, "sweep", morning());
+  for (int i = 0; i < 3; i++)
+    add_block(&k, i, morning() + i * 60 * SEC, true);
+  char *before = query(&k, fingerprint_sql);
+  /* Merged away, in the trash for an hour. */
+  tl_merge_opts o = {0, 0, 3600 * SEC, NULL};
+  char err[1024];
+  if (tl_lake_merge_with(k.lake, "log_entries", &o, NULL, err, sizeof err))
+    FAILF("merge: %s", err);
+  CHECK_U64(partitions(k.cat, "log_entries").n, 1);
+  CHECK_EQ(files_of(k.data, "log_entries"), 4);
+  int64_t day = morning() / DAY;
+  char stray[900], tmp[900], inst[900], notes[900], dir[800];
+  snprintf(stray, sizeof stray,
+           "%s/views/log_entries/global/%lld/"
+           "0b6f6e2c-6a4e-4c8e-9a3d-3f1f0e2d4c5b.v2.parquet",
+           k.data, (long long)day);
+  snprintf(tmp, sizeof tmp, "%s/views/measures/global/%lld/.tmp-x.parquet",
+           k.data, (long long)day);
+  snprintf(notes, sizeof notes, "%s/views/measures/global/%lld/notes.txt",
+           k.data, (long long)day);
+  snprintf(dir, sizeof dir,
+           "%s/views/thread_spans/5d1c2a7e-0000-4000-8000-000000000001/%lld",
+           k.data, (long long)day);
+  CHECK_EQ(tl_mkdirs(dir), 0);
+  snprintf(inst, sizeof inst, "%s/x.parquet", dir);
+  write_file(stray);
+  write_file(tmp);
+  write_file(notes);
+  write_file(inst);
+  tl_orphan_sweep *sw = NULL;
+  uint64_t deleted = 0;
+  if (tl_lake_sweep(k.lake, &sw, &deleted, err, sizeof err))
+    FAILF("sweep: %s", err);
+  CHECK_U64(deleted, 0);
+  CHECK(exists(stray) && exists(tmp) && exists(inst));
+  if (tl_lake_sweep(k.lake, &sw, &deleted, err, sizeof err))
+    FAILF("sweep: %s", err);
+  CHECK_U64(deleted, 3);
+  CHECK(!exists(stray) && !exists(tmp) && !exists(inst) && exists(notes));
+  /* The partition and the three trashed files of log_entries, the three
+   * partitions of measures. */
+  CHECK_EQ(files_of(k.data, "log_entries"), 4);
+  CHECK_EQ(files_of(k.data, "measures"), 3);
+  char *after = query(&k, fingerprint_sql);
+  CHECK_STR(after, before);
+  /* A new orphan waits for the next sweep but one. */
+  write_file(stray);
+  deleted = 0;
+  CHECK_EQ(tl_lake_sweep(k.lake, &sw, &deleted, err, sizeof err), 0);
+  CHECK(deleted == 0 && exists(stray));
+  CHECK_EQ(tl_lake_sweep(k.lake, &sw, &deleted, err, sizeof err), 0);
+  CHECK(deleted == 1 && !exists(stray));
+  tl_orphan_sweep_free(sw);
+  free(before);
+  free(after);
+  lake_close(&k);
+}
+
 /* Runs the tracelake command; returns its exit status, output in `out`. */
 static int run_tool(const char *const *args, tl_bytes *out) {
   char *argv[24];

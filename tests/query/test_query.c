@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "duckdb.h" /* to write a partition of the older format */
 #include "ingest/ingest.h"
 #include "query/lake.h"
 #include "test.h"
@@ -50,8 +51,9 @@ static void catalog_spec(char *out, size_t cap) {
   }
 }
 
-/* A lake in a temp dir; the runtime's sink stores straight into it. */
-static void setup(void) {
+/* A lake in a temp dir; the runtime's sink stores straight into it. The
+ * process's properties are `props`. */
+static void setup_with(const char *props) {
   snprintf(data, sizeof data, "/tmp/tl-query-XXXXXX");
   CHECK(mkdtemp(data) != NULL);
   char spec[600], err[512];
@@ -66,8 +68,12 @@ static void setup(void) {
   cfg.level = TL_LEVEL_TRACE;
   cfg.sink = tl_ingest_sink;
   cfg.sink_ctx = ig;
-  cfg.properties = "service=query-test,zone=eu";
+  cfg.properties = props;
   CHECK_EQ(tl_init(&cfg), 0);
+}
+
+static void setup(void) {
+  setup_with("service=query-test,zone=eu");
 }
 
 static void teardown(void) {
@@ -322,6 +328,190 @@ TEST(time_range_prunes_partitions) {
   CHECK_EQ(system(cmd), 0);
 }
 
+/* The partition files of a global view (paths under the data dir). */
+typedef struct part_files {
+  char file[8][TL_PARTITION_FILE_MAX];
+  uint64_t rows[8];
+  int n;
+} part_files;
+
+static int add_part_file(void *ctx, const tl_partition *p) {
+  part_files *f = ctx;
+  if (f->n < 8) {
+    snprintf(f->file[f->n], sizeof f->file[0], "%s", p->file);
+    f->rows[f->n++] = p->nb_rows;
+  }
+  return 0;
+}
+
+static part_files list_files(const char *view) {
+  part_files f;
+  memset(&f, 0, sizeof f);
+  CHECK_EQ(tl_catalog_list_partitions(cat, view, "global", INT64_MIN, INT64_MAX,
+                                      add_part_file, &f),
+           0);
+  return f;
+}
+
+static bool ends_with(const char *s, const char *tail) {
+  size_t n = strlen(s), k = strlen(tail);
+  return n >= k && !strcmp(s + n - k, tail);
+}
+
+/* exe, username, computer and process_properties are written into the
+ * partitions (the views read them there, without a join) and equal the
+ * processes view's, properties with quotes, backslashes, tabs and UTF-8
+ * included. */
+TEST(process_columns_are_stored_in_partitions) {
+  setup_with("service=query-test,zone=eu,note=say \"hi\"\\ \tt\xc3\xa9st");
+  TL_INFO("stored");
+  TL_IMETRIC("stored_metric", "count", 1);
+  tl_flush();
+  CHECK_QUERY("SELECT count(*) AS n FROM log_entries l JOIN processes p USING "
+              "(process_id) WHERE l.msg = 'stored' AND l.exe = p.exe AND "
+              "l.username IS NOT DISTINCT FROM p.username AND l.computer IS "
+              "NOT DISTINCT FROM p.computer AND l.process_properties = "
+              "p.properties AND len(l.process_properties) = 3",
+              "n\n1\n");
+  CHECK_QUERY("SELECT count(*) AS n FROM measures m JOIN processes p USING "
+              "(process_id) WHERE m.name = 'stored_metric' AND m.exe = p.exe "
+              "AND m.process_properties = p.properties",
+              "n\n1\n");
+  CHECK_QUERY("SELECT list_filter(process_properties, x -> x.key = 'note')[1]"
+              ".value = 'say \"hi\"\\ ' || chr(9) || 't\xc3\xa9st' AS ok FROM "
+              "log_entries WHERE msg = 'stored'",
+              "ok\ntrue\n");
+  /* In the files themselves. */
+  part_files f = list_files("log_entries");
+  CHECK_EQ(f.n, 1);
+  CHECK(ends_with(f.file[0], ".v2.parquet"));
+  char sql[1024];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) AS n FROM read_parquet('%s/%s') f JOIN processes "
+           "p USING (process_id) WHERE f.msg = 'stored' AND f.exe = p.exe AND "
+           "f.process_properties = p.properties",
+           data, f.file[0]);
+  CHECK_QUERY(sql, "n\n1\n");
+  /* No join in the plan of a query through the view. */
+  char *plan = query("EXPLAIN SELECT exe, level, count(*) FROM log_entries "
+                     "GROUP BY ALL");
+  if (strstr(plan, "JOIN"))
+    FAILF("the view joins:\n%s", plan);
+  free(plan);
+  teardown();
+}
+
+/* Writes a log_entries partition as the code before TL_PARTITION_V2 did
+ * (text ids, no process columns, zstd): `rows` rows of this process with
+ * target 'tests::legacy', recorded in the catalog with a made-up block. */
+static int64_t write_legacy_partition(uint64_t rows) {
+  int64_t now = tl_wall_ns();
+  int64_t day = now / ((int64_t)86400 * 1000000000);
+  uint8_t fid[16], bid[16];
+  char fname[37], pid[37];
+  tl_uuid_v4(fid);
+  tl_uuid_v4(bid);
+  tl_uuid_format(fid, fname);
+  uint8_t p[16];
+  CHECK_EQ(tl_process_id(p), 0);
+  tl_uuid_format(p, pid);
+  tl_partition part;
+  memset(&part, 0, sizeof part);
+  snprintf(part.view_name, sizeof part.view_name, "log_entries");
+  snprintf(part.instance, sizeof part.instance, "global");
+  snprintf(part.file, sizeof part.file,
+           "views/log_entries/global/%lld/%s.parquet", (long long)day, fname);
+  char dir[512], sql[2048];
+  snprintf(dir, sizeof dir, "mkdir -p %s/views/log_entries/global/%lld", data,
+           (long long)day);
+  CHECK_EQ(system(dir), 0);
+  snprintf(sql, sizeof sql,
+           "COPY (SELECT '%s' AS process_id, '%s' AS stream_id, '%s' AS "
+           "block_id, make_timestamp_ns(%lld) AS insert_time, "
+           "make_timestamp_ns(%lld + i) AS time, 'tests::legacy' AS target, "
+           "3 AS level, 'legacy entry' AS msg FROM range(%llu) t(i)) TO "
+           "'%s/%s' (FORMAT parquet, COMPRESSION zstd)",
+           pid, pid, pid, (long long)now, (long long)now,
+           (unsigned long long)rows, data, part.file);
+  duckdb_database db;
+  duckdb_connection c;
+  CHECK(duckdb_open(NULL, &db) == DuckDBSuccess);
+  CHECK(duckdb_connect(db, &c) == DuckDBSuccess);
+  duckdb_result r;
+  if (duckdb_query(c, sql, &r) == DuckDBError)
+    FAILF("%s", duckdb_result_error(&r));
+  duckdb_destroy_result(&r);
+  duckdb_disconnect(&c);
+  duckdb_close(&db);
+  part.nb_rows = rows;
+  part.nb_blocks = 1;
+  part.begin_time = now;
+  part.end_time = now + (int64_t)rows - 1;
+  part.min_insert_time = part.max_insert_time = now;
+  part.created_time = now;
+  CHECK_EQ(tl_catalog_add_partition(cat, &part, (const uint8_t(*)[16])bid, 1),
+           0);
+  return now;
+}
+
+/* A lake written before the process columns were stored: its partitions
+ * still read through the views (process columns NULL), beside new ones, and
+ * a merge of old and new partitions writes the current format. */
+TEST(partitions_of_the_older_format_still_read) {
+  setup();
+  TL_INFO("current entry");
+  tl_flush();
+  char err[512];
+  if (tl_lake_materialize(lake, tl_wall_ns(), NULL, err, sizeof err))
+    FAILF("materialize: %s", err);
+  part_files f = list_files("log_entries");
+  CHECK_EQ(f.n, 1);
+  /* As many rows as the new partition: the merge takes both. */
+  int64_t legacy_begin = write_legacy_partition(f.rows[0]);
+  char want[256];
+  snprintf(want, sizeof want,
+           "target,n,no_exe,no_props\ntests::legacy,%llu,true,true\n"
+           "tests::query,1,false,false\n",
+           (unsigned long long)f.rows[0]);
+  static const char q[] =
+      "SELECT target, count(*) AS n, bool_and(exe IS NULL) AS no_exe, "
+      "bool_and(process_properties IS NULL) AS no_props FROM log_entries "
+      "WHERE target LIKE 'tests::%' GROUP BY target ORDER BY target";
+  CHECK_QUERY(q, want);
+  /* A range with only the old partition: the view has every column. */
+  tl_session *s;
+  if (tl_session_open(&s, lake, legacy_begin, INT64_MAX, err, sizeof err))
+    FAILF("session: %s", err);
+  CHECK_U64(tl_session_files(s), 1);
+  tl_session_close(s);
+  char *r = query_range("SELECT count(*) AS n, count(exe) AS exes, "
+                        "count(process_properties) AS props, "
+                        "min(msg) AS msg FROM log_entries",
+                        legacy_begin, INT64_MAX, err, sizeof err);
+  if (!r)
+    FAILF("legacy only: %s", err);
+  snprintf(want, sizeof want, "n,exes,props,msg\n%llu,0,0,legacy entry\n",
+           (unsigned long long)f.rows[0]);
+  CHECK_STR(r, want);
+  free(r);
+  snprintf(want, sizeof want,
+           "target,n,no_exe,no_props\ntests::legacy,%llu,true,true\n"
+           "tests::query,1,false,false\n",
+           (unsigned long long)f.rows[0]);
+  tl_merge_opts o = {0, 0, 0, NULL};
+  tl_merge_stats st;
+  memset(&st, 0, sizeof st);
+  if (tl_lake_merge_with(lake, "log_entries", &o, &st, err, sizeof err))
+    FAILF("merge: %s", err);
+  CHECK_U64(st.merges, 1);
+  CHECK_U64(st.replaced, 2);
+  f = list_files("log_entries");
+  CHECK_EQ(f.n, 1);
+  CHECK(ends_with(f.file[0], ".v2.parquet"));
+  CHECK_QUERY(q, want);
+  teardown();
+}
+
 /* `why` lists acceptable words, separated by '|': which layer refuses
  * (the engine's file lock-down or the statement filter) may vary. */
 static void expect_refused(const char *sql, const char *why) {
@@ -360,6 +550,8 @@ TEST(engine_refuses_server_files) {
   expect_refused("SELECT 1; SELECT 2", "one statement");
   expect_refused("SELEC nonsense", "syntax");
   expect_refused("SELECT * FROM no_such_table", "no_such_table");
+  /* The materializer's table function is not part of the SQL surface. */
+  expect_refused("SELECT * FROM tl_materialize()", "internal");
   /* And the session still works. */
   CHECK_QUERY("SELECT count(*) AS n FROM log_entries WHERE msg = 'x'",
               "n\n1\n");
