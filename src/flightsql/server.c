@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/flight_common.h"
 #include "flight_impl.h"
 #include "tracelake/tracelake.h"
 
@@ -406,67 +407,25 @@ static long b64_decode(const char *in, char *out, size_t cap) {
   return (long)n;
 }
 
-/* Reads a protobuf BasicAuth {username = 2, password = 3} from a
- * HandshakeRequest payload (older clients send credentials that way). */
-static bool basic_from_payload(const uint8_t *p, size_t n, char *user,
-                               char *pass, size_t cap) {
-  user[0] = pass[0] = 0;
-  size_t i = 0;
-  while (i < n) {
-    uint8_t key = p[i++];
-    if ((key & 7) != 2 || i >= n)
-      return false;
-    uint64_t len = 0;
-    int shift = 0;
-    while (i < n && shift < 35) {
-      len |= (uint64_t)(p[i] & 0x7f) << shift;
-      shift += 7;
-      if (!(p[i++] & 0x80))
-        break;
-    }
-    if (len > n - i || len >= cap)
-      return false;
-    char *dst = (key >> 3) == 2 ? user : (key >> 3) == 3 ? pass : NULL;
-    if (dst) {
-      memcpy(dst, p + i, len);
-      dst[len] = 0;
-    }
-    i += len;
+/* The BasicAuth some older clients send as the first HandshakeRequest's
+ * payload instead of the Basic header. Leaves user and pass empty when
+ * there is none or it is malformed. */
+static void basic_from_request(const tl_bytes *m, char *user, char *pass,
+                               size_t cap) {
+  Arrow__Flight__Protocol__HandshakeRequest *rq =
+      arrow__flight__protocol__handshake_request__unpack(NULL, m->len, m->p);
+  if (!rq)
+    return;
+  Arrow__Flight__Protocol__BasicAuth *b =
+      rq->payload.len ? arrow__flight__protocol__basic_auth__unpack(
+                            NULL, rq->payload.len, rq->payload.data)
+                      : NULL;
+  if (b) {
+    snprintf(user, cap, "%s", b->username);
+    snprintf(pass, cap, "%s", b->password);
+    arrow__flight__protocol__basic_auth__free_unpacked(b, NULL);
   }
-  return user[0] != 0;
-}
-
-/* Parses the HandshakeRequest: payload = 2 (bytes). */
-static void handshake_payload(const tl_bytes *m, const uint8_t **p, size_t *n) {
-  *p = NULL;
-  *n = 0;
-  size_t i = 0;
-  while (i < m->len) {
-    uint8_t key = m->p[i++];
-    int wt = key & 7;
-    if (wt == 0) {
-      while (i < m->len && (m->p[i++] & 0x80))
-        ;
-      continue;
-    }
-    if (wt != 2)
-      return;
-    uint64_t len = 0;
-    int shift = 0;
-    while (i < m->len && shift < 35) {
-      len |= (uint64_t)(m->p[i] & 0x7f) << shift;
-      shift += 7;
-      if (!(m->p[i++] & 0x80))
-        break;
-    }
-    if (len > m->len - i)
-      return;
-    if ((key >> 3) == 2) {
-      *p = m->p + i;
-      *n = len;
-    }
-    i += len;
-  }
+  arrow__flight__protocol__handshake_request__free_unpacked(rq, NULL);
 }
 
 /* Handshake (a stream both ways): Basic name:key in the `authorization`
@@ -497,11 +456,7 @@ static void serve_handshake(tl_fcall *c) {
     snprintf(user, sizeof user, "%s", plain);
     snprintf(pass, sizeof pass, "%s", colon + 1);
   } else if (rc == 1) {
-    const uint8_t *p;
-    size_t n;
-    handshake_payload(&msg, &p, &n);
-    if (p)
-      basic_from_payload(p, n, user, pass, sizeof user);
+    basic_from_request(&msg, user, pass, sizeof user);
   }
   char tok[33] = "";
   if (s->keys) {
@@ -525,16 +480,17 @@ static void serve_handshake(tl_fcall *c) {
     snprintf(bearer, sizeof bearer, "Bearer %s", tok);
     set_out_header(c, "authorization", bearer);
   }
-  /* HandshakeResponse { protocol_version = 1, payload = 2 } */
-  uint8_t resp[64];
-  size_t rn = 0;
-  size_t tl = strlen(tok);
-  resp[rn++] = (2 << 3) | 2;
-  resp[rn++] = (uint8_t)tl;
-  memcpy(resp + rn, tok, tl);
-  rn += tl;
-  if (tl__call_send(c, resp, rn, NULL, 0) == 0)
+  /* The token is also the response's payload. */
+  Arrow__Flight__Protocol__HandshakeResponse resp =
+      ARROW__FLIGHT__PROTOCOL__HANDSHAKE_RESPONSE__INIT;
+  resp.payload.data = (uint8_t *)tok;
+  resp.payload.len = strlen(tok);
+  tl_bytes out;
+  tl_bytes_init(&out, 4096);
+  if (tl_flight_msg_pack(&resp.base, &out) == 0 &&
+      tl__call_send(c, out.p, out.len, NULL, 0) == 0)
     tl__call_finish(c, GRPC_STATUS_OK, "%s", "");
+  tl_bytes_free(&out);
 out:
   tl_bytes_free(&msg);
 }
