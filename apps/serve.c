@@ -18,32 +18,35 @@
 #include "tracelake/tracelake.h"
 
 static void usage(FILE *o) {
-  fprintf(o,
-          "usage: tracelake serve [options]\n\n"
-          "Runs the ingestion service and the Flight SQL query service until\n"
-          "SIGINT or SIGTERM.\n\n"
-          "  --data DIR          where blobs (and the SQLite catalog) live\n"
-          "                      (default ./tracelake-data)\n"
-          "  --catalog SPEC      postgresql://user@host:port/db, or a SQLite\n"
-          "                      file (default DIR/catalog.db)\n"
-          "  --http HOST:PORT    listen address (default 127.0.0.1:9000;\n"
-          "                      port 0 picks a free port, printed on start)\n"
-          "  --api-keys FILE     require 'Authorization: Bearer <key>', keys\n"
-          "                      from FILE ('name key' per line)\n"
-          "  --max-body BYTES    request body limit (default 16m)\n"
-          "  --http-threads N    worker threads (default 8)\n"
-          "  --http-timeout SEC  drop idle or too slow connections (30)\n"
-          "  --flight HOST:PORT  Flight SQL (gRPC) listen address (default\n"
-          "                      127.0.0.1:50051; port 0 picks a free port;\n"
-          "                      'off': no query service)\n"
-          "  --tls-cert FILE, --tls-key FILE  serve Flight SQL over TLS\n"
-          "  --no-self-telemetry  do not record the server's own telemetry\n"
-          "                      (query metrics, spans, query_log)\n"
-          "  --maintain-interval-ms MS  materialize what was acknowledged\n"
-          "                      every MS ms (default 500; 0: never, then\n"
-          "                      queries materialize what they lack)\n"
-          "  --merge-interval-ms MS     merge small partitions every MS ms\n"
-          "                      (default 10000; 0: never)\n");
+  fprintf(
+      o, "usage: tracelake serve [options]\n\n"
+         "Runs the ingestion service and the Flight SQL query service until\n"
+         "SIGINT or SIGTERM.\n\n"
+         "  --data DIR          where blobs (and the SQLite catalog) live\n"
+         "                      (default ./tracelake-data)\n"
+         "  --catalog SPEC      postgresql://user@host:port/db, or a SQLite\n"
+         "                      file (default DIR/catalog.db)\n"
+         "  --http HOST:PORT    listen address (default 127.0.0.1:9000;\n"
+         "                      port 0 picks a free port, printed on start)\n"
+         "  --api-keys FILE     require 'Authorization: Bearer <key>', keys\n"
+         "                      from FILE ('name key' per line)\n"
+         "  --max-body BYTES    request body limit (default 16m)\n"
+         "  --http-threads N    worker threads (default 8)\n"
+         "  --http-timeout SEC  drop idle or too slow connections (30)\n"
+         "  --flight HOST:PORT  Flight SQL (gRPC) listen address (default\n"
+         "                      127.0.0.1:50051; port 0 picks a free port;\n"
+         "                      'off': no query service)\n"
+         "  --tls-cert FILE, --tls-key FILE  serve Flight SQL over TLS\n"
+         "  --query-memory BYTES  memory DuckDB may use for queries and\n"
+         "                      materialization; beyond it they spill to disk\n"
+         "                      or fail (default: a quarter of RAM, 256m..4g)\n"
+         "  --no-self-telemetry  do not record the server's own telemetry\n"
+         "                      (query metrics, spans, query_log)\n"
+         "  --maintain-interval-ms MS  materialize what was acknowledged\n"
+         "                      every MS ms (default 500; 0: never, then\n"
+         "                      queries materialize what they lack)\n"
+         "  --merge-interval-ms MS     merge small partitions every MS ms\n"
+         "                      (default 10000; 0: never)\n");
 }
 
 int tl_app_parse_hostport(const char *s, char *host, size_t cap,
@@ -114,6 +117,7 @@ int tl_app_serve(int argc, char **argv) {
   mo.merge_interval_ms = 10000;
   mo.merge.grace_ns = -1; /* the default */
   bool self_telemetry = true;
+  tl_lake_opts lo = {0};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -151,6 +155,14 @@ int tl_app_serve(int argc, char **argv) {
         fprintf(stderr, "tracelake serve: bad --max-body %s\n", v);
         return 2;
       }
+    } else if (!strcmp(a, "--query-memory")) {
+      size_t m;
+      if (tl_app_parse_bytes(v, &m) || m < ((size_t)64 << 20)) {
+        fprintf(stderr,
+                "tracelake serve: bad --query-memory %s (at least 64m)\n", v);
+        return 2;
+      }
+      lo.memory_limit = m;
     } else if (!strcmp(a, "--http-threads")) {
       o.threads = (unsigned)strtoul(v, NULL, 10);
       if (o.threads < 1 || o.threads > 256) {
@@ -235,7 +247,7 @@ int tl_app_serve(int argc, char **argv) {
   tl_flight_server *fsrv = NULL;
   tl_maintainer *maint = NULL;
   if ((mo.interval_ms || flight) &&
-      tl_lake_open(&lake, cat, store, err, sizeof err)) {
+      tl_lake_open_opts(&lake, cat, store, &lo, err, sizeof err)) {
     fprintf(stderr, "tracelake serve: lake: %s\n", err);
     goto out;
   }

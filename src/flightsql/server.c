@@ -42,6 +42,24 @@ typedef struct queued {
   tl_fcall *call;
 } queued;
 
+/* A worker thread. Idle workers wait on their own condition variable in a
+ * stack: a call goes to the most recently idle one, so that a light load
+ * keeps to a few threads (each thread that records telemetry is a stream
+ * whose buffer the flusher stores as a block), and the workers idle the
+ * longest retire after WORKER_IDLE_MS, down to WORKERS_KEPT. */
+typedef struct worker {
+  tl_flight_server *srv;
+  struct worker *next_idle; /* the idle stack, under mu */
+  struct worker *next_all;  /* every worker not yet joined, under mu */
+  pthread_t thread;
+  pthread_cond_t cv;
+  tl_fcall *call; /* handed over by dispatch, under mu */
+  bool exited;    /* retired: to be joined */
+} worker;
+
+#define WORKER_IDLE_MS 30000
+#define WORKERS_KEPT 4
+
 struct tl_flight_server {
   grpc_server *grpc;
   grpc_completion_queue *notify; /* new calls and the shutdown tag */
@@ -55,11 +73,10 @@ struct tl_flight_server {
   char shutdown_tag;
 
   pthread_mutex_t mu;
-  pthread_cond_t cv;      /* work queued, or stopping */
   pthread_cond_t idle_cv; /* a call finished */
-  queued *head, *tail;
-  unsigned workers, idle, active;
-  pthread_t *threads; /* max_calls of them at most */
+  queued *head, *tail;    /* calls waiting for a worker (all max_calls busy) */
+  worker *idle_top, *all;
+  unsigned workers, active; /* live workers; those serving a call */
   _Atomic bool stopping;
 
   pthread_mutex_t token_mu;
@@ -538,62 +555,146 @@ static void serve(tl_fcall *c) {
   tl__fsql_serve(c);
 }
 
+/* Waits, idle, until a call is handed over, the server stops or
+ * WORKER_IDLE_MS pass. Called and returns with mu held; true if a call was
+ * handed over. */
+static bool wait_for_call(tl_flight_server *s, worker *w) {
+  w->next_idle = s->idle_top;
+  s->idle_top = w;
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += WORKER_IDLE_MS / 1000;
+  while (!w->call && !atomic_load(&s->stopping))
+    if (pthread_cond_timedwait(&w->cv, &s->mu, &until) == ETIMEDOUT)
+      break;
+  if (w->call)
+    return true; /* dispatch took it off the stack */
+  for (worker **p = &s->idle_top; *p; p = &(*p)->next_idle)
+    if (*p == w) {
+      *p = w->next_idle;
+      break;
+    }
+  return false;
+}
+
 static void *worker_main(void *arg) {
-  tl_flight_server *s = arg;
+  worker *w = arg;
+  tl_flight_server *s = w->srv;
   pthread_mutex_lock(&s->mu);
   for (;;) {
-    while (!s->head && !atomic_load(&s->stopping))
-      pthread_cond_wait(&s->cv, &s->mu);
-    if (!s->head)
-      break; /* stopping and nothing left */
-    queued *q = s->head;
-    s->head = q->next;
-    if (!s->head)
-      s->tail = NULL;
-    s->idle--;
-    s->active++;
-    pthread_mutex_unlock(&s->mu);
-    tl_fcall *c = q->call;
-    free(q);
-    serve(c);
-    call_free(c);
-    pthread_mutex_lock(&s->mu);
-    s->active--;
-    s->idle++;
-    pthread_cond_broadcast(&s->idle_cv);
+    if (!w->call && s->head) {
+      queued *q = s->head;
+      s->head = q->next;
+      if (!s->head)
+        s->tail = NULL;
+      w->call = q->call;
+      free(q);
+    }
+    if (w->call) {
+      tl_fcall *c = w->call;
+      w->call = NULL;
+      s->active++;
+      pthread_mutex_unlock(&s->mu);
+      serve(c);
+      call_free(c);
+      pthread_mutex_lock(&s->mu);
+      s->active--;
+      pthread_cond_broadcast(&s->idle_cv);
+      continue;
+    }
+    if (atomic_load(&s->stopping))
+      break;
+    if (!wait_for_call(s, w) &&
+        (atomic_load(&s->stopping) || s->workers > WORKERS_KEPT))
+      break;
   }
-  s->idle--;
+  s->workers--;
+  w->exited = true;
   pthread_mutex_unlock(&s->mu);
   return NULL;
 }
 
-/* Hands a call to an idle worker, starting one if none is idle. */
-static void dispatch(tl_flight_server *s, tl_fcall *c) {
-  queued *q = malloc(sizeof *q);
-  pthread_mutex_lock(&s->mu);
-  if (q) {
-    q->next = NULL;
-    q->call = c;
-    if (s->tail)
-      s->tail->next = q;
-    else
-      s->head = q;
-    s->tail = q;
-  }
-  unsigned waiting = 0;
-  for (queued *i = s->head; i; i = i->next)
-    waiting++;
-  if (q && waiting > s->idle && s->workers < s->max_calls) {
-    pthread_t t;
-    if (pthread_create(&t, NULL, worker_main, s) == 0) {
-      s->threads[s->workers++] = t;
-      s->idle++;
+static void worker_free(worker *w) {
+  pthread_join(w->thread, NULL);
+  pthread_cond_destroy(&w->cv);
+  free(w);
+}
+
+/* Takes the retired workers off the list (with mu held), to be joined. */
+static worker *take_exited(tl_flight_server *s) {
+  worker *out = NULL;
+  for (worker **p = &s->all; *p;) {
+    worker *w = *p;
+    if (w->exited) {
+      *p = w->next_all;
+      w->next_all = out;
+      out = w;
+    } else {
+      p = &w->next_all;
     }
   }
-  pthread_cond_signal(&s->cv);
+  return out;
+}
+
+/* Starts a worker for call `c` (with mu held). Returns false if it could
+ * not. */
+static bool start_worker(tl_flight_server *s, tl_fcall *c) {
+  worker *w = calloc(1, sizeof *w);
+  if (!w)
+    return false;
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&w->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  w->srv = s;
+  w->call = c;
+  if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+    pthread_cond_destroy(&w->cv);
+    free(w);
+    return false;
+  }
+  w->next_all = s->all;
+  s->all = w;
+  s->workers++;
+  return true;
+}
+
+/* Hands a call to the most recently idle worker, or a new one; when
+ * max_calls workers are busy, queues it for the first one done. */
+static void dispatch(tl_flight_server *s, tl_fcall *c) {
+  const char *refused = NULL;
+  pthread_mutex_lock(&s->mu);
+  worker *gone = take_exited(s);
+  if (atomic_load(&s->stopping)) {
+    refused = "the server is stopping";
+  } else if (s->idle_top) {
+    worker *w = s->idle_top;
+    s->idle_top = w->next_idle;
+    w->call = c;
+    pthread_cond_signal(&w->cv);
+  } else if (s->workers >= s->max_calls || !start_worker(s, c)) {
+    queued *q = malloc(sizeof *q);
+    if (q) {
+      q->next = NULL;
+      q->call = c;
+      if (s->tail)
+        s->tail->next = q;
+      else
+        s->head = q;
+      s->tail = q;
+    } else {
+      refused = "out of memory";
+    }
+  }
   pthread_mutex_unlock(&s->mu);
-  if (!q) {
-    tl__call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  while (gone) {
+    worker *next = gone->next_all;
+    worker_free(gone);
+    gone = next;
+  }
+  if (refused) {
+    tl__call_finish(c, GRPC_STATUS_UNAVAILABLE, "%s", refused);
     call_free(c);
   }
 }
@@ -704,13 +805,11 @@ int tl_flight_start(tl_flight_server **out, const tl_flight_opts *o, char *err,
   s->keys = o->keys;
   s->max_calls = o->max_calls ? o->max_calls : 256;
   pthread_mutex_init(&s->mu, NULL);
-  pthread_cond_init(&s->cv, NULL);
   pthread_cond_init(&s->idle_cv, NULL);
   pthread_mutex_init(&s->token_mu, NULL);
   int rc = TL_ENOMEM;
-  s->threads = calloc(s->max_calls, sizeof *s->threads);
   s->tokens = calloc(MAX_TOKENS, sizeof *s->tokens);
-  if (!s->threads || !s->tokens)
+  if (!s->tokens)
     goto fail;
   rc = tl__fsql_new(&s->fs, s, o->lake,
                     o->max_sql_bytes ? o->max_sql_bytes : 1 << 20);
@@ -771,7 +870,6 @@ fail:
   if (rc == TL_ENOMEM)
     snprintf(err, errcap, "flight: out of memory");
   tl__fsql_free(s->fs);
-  free(s->threads);
   free(s->tokens);
   free(s);
   grpc_shutdown();
@@ -800,11 +898,17 @@ void tl_flight_stop(tl_flight_server *s, unsigned grace_ms) {
     pthread_cond_timedwait(&s->idle_cv, &s->mu, &ts);
   }
   atomic_store(&s->stopping, true); /* their DuckDB work is interrupted */
-  pthread_cond_broadcast(&s->cv);
+  for (worker *w = s->all; w; w = w->next_all)
+    pthread_cond_signal(&w->cv);
+  worker *all = s->all;
+  s->all = NULL; /* dispatch starts no worker once stopping */
   pthread_mutex_unlock(&s->mu);
   grpc_server_cancel_all_calls(s->grpc);
-  for (unsigned i = 0; i < s->workers; i++)
-    pthread_join(s->threads[i], NULL);
+  while (all) {
+    worker *next = all->next_all;
+    worker_free(all);
+    all = next;
+  }
   /* The acceptor ends at the shutdown tag, which comes when the last call
    * is gone. */
   if (s->acceptor_started)
@@ -821,10 +925,8 @@ void tl_flight_stop(tl_flight_server *s, unsigned grace_ms) {
   grpc_completion_queue_destroy(s->notify);
   tl__fsql_free(s->fs);
   pthread_mutex_destroy(&s->mu);
-  pthread_cond_destroy(&s->cv);
   pthread_cond_destroy(&s->idle_cv);
   pthread_mutex_destroy(&s->token_mu);
-  free(s->threads);
   free(s->tokens);
   free(s);
   grpc_shutdown();

@@ -8,10 +8,12 @@
  * writes the partitions, is in materialize.c. */
 #define TL_TARGET "tracelake::lake"
 #include "tracelake/tracelake.h"
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "duckdb.h"
 #include "lake_impl.h"
@@ -102,8 +104,23 @@ const tl_view_def tl__views[TL_NVIEWS] = {
 /* ---- Opening the lake -----------------------------------------------------
  */
 
+uint64_t tl_lake_default_memory(void) {
+  long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+  uint64_t m =
+      pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize / 4 : 0;
+  const uint64_t lo = (uint64_t)256 << 20, hi = (uint64_t)4 << 30;
+  return m < lo ? lo : m > hi ? hi : m;
+}
+
 int tl_lake_open(tl_lake **out, tl_catalog *cat, tl_store *store, char *err,
                  size_t errcap) {
+  return tl_lake_open_opts(out, cat, store, NULL, err, errcap);
+}
+
+int tl_lake_open_opts(tl_lake **out, tl_catalog *cat, tl_store *store,
+                      const tl_lake_opts *o, char *err, size_t errcap) {
+  uint64_t mem =
+      o && o->memory_limit ? o->memory_limit : tl_lake_default_memory();
   tl_lake *l = calloc(1, sizeof *l);
   if (!l)
     return tl__lake_fail(err, errcap, "out of memory");
@@ -140,17 +157,23 @@ int tl_lake_open(tl_lake **out, tl_catalog *cat, tl_store *store, char *err,
   }
   duckdb_destroy_config(&cfg);
   /* Lock the engine down before anyone can send it SQL: files only under
-   * views/, no extensions, no way back. */
+   * views/, no extensions, no way back. Memory is bounded: DuckDB's
+   * default is 80% of RAM, and its cache of Parquet data read
+   * (enable_external_file_cache) would grow to it under a steady query
+   * load, since merges and new telemetry keep adding files; the partitions
+   * are local files, which the page cache keeps anyway. */
   duckdb_connection c;
   duckdb_connect(l->db, &c);
   char sql[9000];
   snprintf(sql, sizeof sql,
            "SET temp_directory='%s';"
+           "SET memory_limit='%" PRIu64 "KiB';"
+           "SET enable_external_file_cache=false;"
            "SET GLOBAL TimeZone='UTC';"
            "SET allowed_directories=['%s/'];"
            "SET enable_external_access=false;"
            "SET lock_configuration=true;",
-           tmp, l->views);
+           tmp, mem >> 10, l->views);
   rc = tl__materialize_register(l, c);
   if (rc)
     tl__lake_fail(err, errcap, "duckdb: cannot register the materializer");

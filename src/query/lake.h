@@ -18,6 +18,18 @@ typedef struct tl_lake tl_lake;
  * code with `err` set. Thread-safe afterwards. */
 int tl_lake_open(tl_lake **out, tl_catalog *cat, tl_store *store, char *err,
                  size_t errcap);
+
+/* How much memory DuckDB may hold for queries and materialization (its
+ * buffer manager: intermediate results, hash tables, caches; beyond it,
+ * operators spill under views/.duckdb-tmp or fail with an out-of-memory
+ * error for that query). 0 means the default, tl_lake_default_memory(). */
+typedef struct tl_lake_opts {
+  uint64_t memory_limit;
+} tl_lake_opts;
+/* A quarter of physical memory, at least 256 MiB and at most 4 GiB. */
+uint64_t tl_lake_default_memory(void);
+int tl_lake_open_opts(tl_lake **out, tl_catalog *cat, tl_store *store,
+                      const tl_lake_opts *o, char *err, size_t errcap);
 void tl_lake_close(tl_lake *l); /* accepts NULL */
 
 typedef struct tl_materialize_stats {

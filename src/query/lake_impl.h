@@ -18,7 +18,12 @@ struct tl_lake {
   char data[2048];  /* the data directory */
   char views[2100]; /* data/views: the only place DuckDB may touch */
   duckdb_database db;
-  pthread_mutex_t mu;       /* one materializer at a time in this process */
+  pthread_mutex_t mu; /* one materializer at a time in this process */
+  /* Under mu: every block of a global view acknowledged up to this insert
+   * time is in a partition (the max_insert_time of the last complete
+   * materialization), so that sessions queued behind one materialization
+   * do not each run another. */
+  int64_t done_through[2];
   _Atomic bool interrupted; /* stop materializing: the server is stopping */
   /* The batch being materialized, for the table function that decodes it
    * (lake.c): set under job_mu for the duration of its COPY, and only the
@@ -83,6 +88,7 @@ enum {
   TL_VIEW_THREAD_SPANS = 3,
   TL_NVIEWS = 4
 };
+_Static_assert(TL_NVIEWS_GLOBAL == 2, "tl_lake.done_through has one per view");
 extern const tl_view_def tl__views[TL_NVIEWS];
 
 /* Registers the materializer's table function with the lake's database

@@ -1360,12 +1360,22 @@ int tl__lake_materialize_view(tl_lake *l, int view, const char *instance,
   int rc = 0;
   err[0] = 0;
   /* One materializer per process at a time; the catalog arbitrates between
-   * servers. */
+   * servers. A session waiting here for what was acknowledged before it
+   * opened is served by any materialization that started after it did:
+   * under load, the sessions that queued behind one materialization are
+   * then all served by the next one, instead of each running its own. */
+  bool global = view < TL_NVIEWS_GLOBAL;
   pthread_mutex_lock(&l->mu);
+  if (global && l->done_through[view] >= max_insert_time) {
+    pthread_mutex_unlock(&l->mu);
+    return 0;
+  }
   bool more = true;
   while (more && !rc && !atomic_load(&l->interrupted))
     rc = materialize_batch(l, view, instance, max_insert_time, st, &more, err,
                            errcap);
+  if (global && !rc && !more && l->done_through[view] < max_insert_time)
+    l->done_through[view] = max_insert_time;
   pthread_mutex_unlock(&l->mu);
   return rc;
 }

@@ -473,6 +473,47 @@ TEST(every_query_is_observed) {
   CHECK_EQ(th_server_stop(&srv, 15, 20000), 0);
 }
 
+/* Calls go to the most recently idle worker: after a burst has started
+ * many workers, one client's queries in turn keep to one or two of them
+ * (each worker that records is a telemetry stream the server stores every
+ * flush), where handing them round the pool would use every one. */
+static void *burst(void *arg) {
+  (void)arg;
+  tl_fc *c = client();
+  free(must(c, "SELECT count(*) AS burst FROM range(30000000)"));
+  tl_fc_close(c);
+  return NULL;
+}
+
+TEST(queries_in_turn_stay_on_few_workers) {
+  CHECK_EQ(th_server_start(&srv, th_path("data"), NULL), 0);
+  pthread_t t[8];
+  for (int i = 0; i < 8; i++)
+    CHECK_EQ(pthread_create(&t[i], NULL, burst, NULL), 0);
+  for (int i = 0; i < 8; i++)
+    pthread_join(t[i], NULL);
+  tl_fc *c = client();
+  for (int i = 0; i < 40; i++)
+    free(must(c, "SELECT 1 AS in_turn"));
+  th_sleep_ms(1000); /* the query log lines are flushed */
+  long long burst_workers =
+      must_int(c, "SELECT count(DISTINCT stream_id) FROM log_entries WHERE "
+                  "target = 'tracelake::query' AND msg LIKE '%AS burst%'");
+  long long turn_workers =
+      must_int(c, "SELECT count(DISTINCT stream_id) FROM log_entries WHERE "
+                  "target = 'tracelake::query' AND msg LIKE '%AS in_turn%'");
+  long long turn_queries =
+      must_int(c, "SELECT count(*) FROM log_entries WHERE target = "
+                  "'tracelake::query' AND msg LIKE '%AS in_turn%'");
+  printf("burst on %lld workers; 40 queries in turn on %lld\n", burst_workers,
+         turn_workers);
+  CHECK_EQ(turn_queries, 40);
+  CHECK(burst_workers >= 4);
+  CHECK(turn_workers <= 3);
+  tl_fc_close(c);
+  CHECK_EQ(th_server_stop(&srv, 15, 20000), 0);
+}
+
 TEST(self_telemetry_can_be_turned_off) {
   const char *extra[] = {"--no-self-telemetry", NULL};
   CHECK_EQ(th_server_start(&srv, th_path("data"), extra), 0);

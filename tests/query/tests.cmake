@@ -11,7 +11,9 @@ set(TL_QUERY_TESTS
   process_with_thousands_of_blocks
   concurrent_ingest_while_querying
   process_columns_are_stored_in_partitions
-  partitions_of_the_older_format_still_read)
+  partitions_of_the_older_format_still_read
+  concurrent_sessions_see_what_was_acknowledged
+  engine_memory_is_bounded)
 add_executable(test_query query/test_query.c)
 # DuckDB itself too: a test writes a partition as older code did.
 target_link_libraries(test_query PRIVATE tl_query tl_server tracelake_static
