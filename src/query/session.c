@@ -576,62 +576,55 @@ int tl_session_open_for(tl_session **out, tl_lake *l, int64_t begin,
     free(s);
     return tl__lake_fail(err, errcap, "duckdb: cannot connect");
   }
-  static const char *props =
-      "map_entries(json_transform(%s, '\"MAP(VARCHAR, VARCHAR)\"'))";
-  char pp[256], sql[4096];
-  snprintf(pp, sizeof pp, props, "properties_json");
-  if ((need & NEED_PROCESSES) &&
-      ((rc = load_table(s, "_processes",
-                        "process_id VARCHAR, exe VARCHAR, username VARCHAR, "
-                        "realname VARCHAR, computer VARCHAR, distro VARCHAR, "
-                        "cpu_brand VARCHAR, tsc_frequency BIGINT, start_time "
-                        "TIMESTAMP_NS, start_ticks BIGINT, insert_time "
-                        "TIMESTAMP_NS, parent_process_id VARCHAR, "
-                        "properties_json VARCHAR, last_update_time "
-                        "TIMESTAMP_NS",
-                        load_processes, err, errcap)) ||
-       (rc = tl__duck_exec(
-            s->c,
-            (snprintf(sql, sizeof sql,
-                      "CREATE TEMP VIEW processes AS SELECT process_id, exe, "
-                      "username, realname, computer, distro, cpu_brand, "
-                      "tsc_frequency, start_time, start_ticks, insert_time, "
-                      "parent_process_id, %s AS properties, last_update_time "
-                      "FROM _processes;",
-                      pp),
-             sql),
-            err, errcap))))
-    goto fail;
-  if ((need & NEED_STREAMS) &&
-      ((rc = load_table(s, "_streams",
-                        "stream_id VARCHAR, process_id VARCHAR, tags_json "
-                        "VARCHAR, properties_json VARCHAR, insert_time "
-                        "TIMESTAMP_NS, last_update_time TIMESTAMP_NS",
-                        load_streams, err, errcap)) ||
-       (rc = tl__duck_exec(
-            s->c,
-            (snprintf(sql, sizeof sql,
-                      "CREATE TEMP VIEW streams AS SELECT stream_id, "
-                      "process_id, json_transform(tags_json, '[\"VARCHAR\"]') "
-                      "AS tags, %s AS properties, insert_time, "
-                      "last_update_time FROM _streams;",
-                      pp),
-             sql),
-            err, errcap))))
-    goto fail;
-  if ((need & NEED_BLOCKS) &&
-      ((rc = load_table(s, "_blocks",
-                        "block_id VARCHAR, stream_id VARCHAR, process_id "
-                        "VARCHAR, begin_time TIMESTAMP_NS, begin_ticks "
-                        "BIGINT, end_time TIMESTAMP_NS, end_ticks BIGINT, "
-                        "nb_objects INTEGER, payload_size BIGINT, insert_time "
-                        "TIMESTAMP_NS",
-                        load_blocks, err, errcap)) ||
-       (rc = tl__duck_exec(s->c,
-                           "CREATE TEMP VIEW blocks AS SELECT * FROM "
-                           "_blocks;",
-                           err, errcap))))
-    goto fail;
+  /* The catalog's tables a statement may read: loaded into temp tables,
+   * then shown as views (%s: their properties as a map). */
+  static const struct {
+    unsigned need;
+    const char *table, *columns;
+    int (*load)(tl_session *s, duckdb_appender a);
+    const char *view;
+  } tables[] = {
+      {NEED_PROCESSES, "_processes",
+       "process_id VARCHAR, exe VARCHAR, username VARCHAR, realname VARCHAR, "
+       "computer VARCHAR, distro VARCHAR, cpu_brand VARCHAR, tsc_frequency "
+       "BIGINT, start_time TIMESTAMP_NS, start_ticks BIGINT, insert_time "
+       "TIMESTAMP_NS, parent_process_id VARCHAR, properties_json VARCHAR, "
+       "last_update_time TIMESTAMP_NS",
+       load_processes,
+       "CREATE TEMP VIEW processes AS SELECT process_id, exe, username, "
+       "realname, computer, distro, cpu_brand, tsc_frequency, start_time, "
+       "start_ticks, insert_time, parent_process_id, %s AS properties, "
+       "last_update_time FROM _processes;"},
+      {NEED_STREAMS, "_streams",
+       "stream_id VARCHAR, process_id VARCHAR, tags_json VARCHAR, "
+       "properties_json VARCHAR, insert_time TIMESTAMP_NS, last_update_time "
+       "TIMESTAMP_NS",
+       load_streams,
+       "CREATE TEMP VIEW streams AS SELECT stream_id, process_id, "
+       "json_transform(tags_json, '[\"VARCHAR\"]') AS tags, %s AS "
+       "properties, insert_time, last_update_time FROM _streams;"},
+      {NEED_BLOCKS, "_blocks",
+       "block_id VARCHAR, stream_id VARCHAR, process_id VARCHAR, begin_time "
+       "TIMESTAMP_NS, begin_ticks BIGINT, end_time TIMESTAMP_NS, end_ticks "
+       "BIGINT, nb_objects INTEGER, payload_size BIGINT, insert_time "
+       "TIMESTAMP_NS",
+       load_blocks, "CREATE TEMP VIEW blocks AS SELECT * FROM _blocks;"},
+  };
+  static const char *props = "map_entries(json_transform(properties_json, "
+                             "'\"MAP(VARCHAR, VARCHAR)\"'))";
+  char sql[4096];
+  for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+    if (!(need & tables[i].need))
+      continue;
+    rc = load_table(s, tables[i].table, tables[i].columns, tables[i].load, err,
+                    errcap);
+    if (rc == 0) {
+      snprintf(sql, sizeof sql, tables[i].view, props); /* blocks: unused */
+      rc = tl__duck_exec(s->c, sql, err, errcap);
+    }
+    if (rc)
+      goto fail;
+  }
   if ((need & NEED_LOG_ENTRIES) &&
       (rc = create_view(s, &tl__views[TL_VIEW_LOG_ENTRIES], err, errcap)))
     goto fail;
