@@ -327,7 +327,7 @@ static int server_start(server *s, const opts *o, const char *work,
     fprintf(stderr, "bench_flight: mkdir %s: %s\n", s->data, strerror(errno));
     return -1;
   }
-  char *argv[12];
+  char *argv[40];
   int n = 0;
   argv[n++] = (char *)o->tracelake;
   argv[n++] = "serve";
@@ -339,6 +339,14 @@ static int server_start(server *s, const opts *o, const char *work,
   argv[n++] = "127.0.0.1:0";
   if (!telemetry)
     argv[n++] = "--no-self-telemetry";
+  /* BENCH_FLIGHT_SERVE_ARGS: more options for both servers (experiments). */
+  static char extra[1024];
+  const char *env = getenv("BENCH_FLIGHT_SERVE_ARGS");
+  snprintf(extra, sizeof extra, "%s", env ? env : "");
+  char *save = NULL;
+  for (char *t = strtok_r(extra, " ", &save); t && n < 38;
+       t = strtok_r(NULL, " ", &save))
+    argv[n++] = t;
   argv[n] = NULL;
   s->pid = spawn_logged(argv, s->log);
   if (s->pid <= 0)

@@ -18,7 +18,9 @@
 # (latency,throughput,concurrent,overhead,qrec; default all), BENCH_PERF=1
 # (perf record of the server and the client per phase, top symbols
 # printed), BENCH_PERF_CALLGRAPH (perf's --call-graph mode, fp; dwarf,16384
-# attributes DuckDB's and gRPC's frames too, at a cost).
+# attributes DuckDB's and gRPC's frames too, at a cost),
+# BENCH_FLIGHT_SERVE_ARGS (more `tracelake serve` options for both servers,
+# e.g. "--maintain-interval-ms 0", for experiments).
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 1

@@ -197,6 +197,14 @@ void tl_ipc_reader_free(tl_ipc_reader *r);
 int tl_ipc_reader_feed(tl_ipc_reader *r, const uint8_t *header,
                        size_t header_len, const uint8_t *body, size_t body_len,
                        int *kind, char *err, size_t errcap);
+/* tl_ipc_reader_feed with the body in `nparts` pieces (borrowed, read as
+ * if concatenated; e.g. the slices a transport received it in), so that
+ * it need not be made contiguous first: each buffer is copied once, from
+ * the pieces to its aligned place in the reader's copy. */
+int tl_ipc_reader_feed_parts(tl_ipc_reader *r, const uint8_t *header,
+                             size_t header_len, const tl_slice *parts,
+                             size_t nparts, int *kind, char *err,
+                             size_t errcap);
 /* Feeds an encapsulated stream (tl_ipc_stream_bytes's format; also the
  * pre-1.0 one without continuation markers), calling `on_batch` for every
  * batch (may be NULL; `a` is released after the call: move it to keep it).

@@ -5,7 +5,8 @@
  * (lengths, buffer sizes, offsets, type ids, dictionary indices) before it
  * is handed out. A batch's buffers live in the reader's own copy of the
  * body, each buffer 8-byte aligned, freed with the last array that uses
- * it. */
+ * it; the body may arrive in pieces (as a transport received it), each
+ * buffer then copied straight from them. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,6 +29,11 @@ struct tl_ipc_reader {
   int ndicts;
   rdict *dicts;
   struct ArrowArray last;
+  /* The last batch's body, reused for the next one when every array of
+   * that batch is gone by then (the usual consumer releases a batch
+   * before feeding the next): a fresh megabyte per batch is memory the
+   * kernel faults in page by page, as often as not. */
+  tl__body *spare;
 };
 
 static int bad(char *err, size_t errcap, const char *fmt, ...)
@@ -54,6 +60,7 @@ void tl_ipc_reader_free(tl_ipc_reader *r) {
   if (!r)
     return;
   tl_arrow_array_release(&r->last);
+  tl__body_unref(r->spare);
   for (int i = 0; i < r->ndicts; i++)
     tl_arrow_array_release(&r->dicts[i].arr);
   free(r->dicts);
@@ -712,13 +719,79 @@ static int decode(dctx *d, const tl__plan *p, struct ArrowArray *out) {
   return DBAD(d, "field \"%s\": unsupported layout", fname(p));
 }
 
+/* A message body: `n` pieces read as if concatenated, `len` bytes of them
+ * in use (the message's bodyLength). */
+typedef struct rbody {
+  const tl_slice *part;
+  size_t n;
+  int64_t len;
+} rbody;
+
+/* Copies body bytes [off, off + len) (in range) to `dst`. `*at`/`*start`
+ * remember the piece the last copy ended in and where it begins, since
+ * buffers usually come in order. */
+static void body_copy(const rbody *b, uint64_t off, uint8_t *dst, size_t len,
+                      size_t *at, uint64_t *start) {
+  size_t i = *at;
+  uint64_t st = *start;
+  if (off < st) {
+    i = 0;
+    st = 0;
+  }
+  while (i < b->n && off - st >= b->part[i].n) {
+    st += b->part[i].n;
+    i++;
+  }
+  while (len) {
+    size_t in = (size_t)(off - st), take = b->part[i].n - in;
+    if (take > len)
+      take = len;
+    if (take) /* an empty piece may be {NULL, 0} */
+      memcpy(dst, b->part[i].p + in, take);
+    dst += take;
+    len -= take;
+    off += take;
+    if (in + take == b->part[i].n) {
+      st += b->part[i].n;
+      i++;
+    }
+  }
+  *at = i;
+  *start = st;
+}
+
+/* A body of at least `n` bytes for the arrays; uninitialized (the caller
+ * fills every byte), freed by tl__body_unref. The reader's spare when
+ * nobody else holds it and it is large enough (and not far too large). */
+static tl__body *body_alloc(tl_ipc_reader *r, size_t n) {
+  tl__body *b = r->spare;
+  if (b && __atomic_load_n(&b->refs, __ATOMIC_ACQUIRE) == 1 && b->n >= n &&
+      b->n / 4 <= n) {
+    tl__body_ref(b);
+    return b;
+  }
+  if (!(b = malloc(sizeof *b)))
+    return NULL;
+  if (!(b->p = malloc(n ? n : 1))) {
+    free(b);
+    return NULL;
+  }
+  b->refs = 1;
+  b->n = n;
+  /* Keep it for the next batch in place of the old spare. */
+  tl__body_unref(r->spare);
+  tl__body_ref(b);
+  r->spare = b;
+  return b;
+}
+
 /* Decodes a RecordBatch table: `root` gets the batch (a struct of the
  * schema's columns), or with `value` set the single column of a
  * dictionary's values. */
 static int read_batch(tl_ipc_reader *r, const tl__fbt *rb, bool v4,
-                      const uint8_t *body, int64_t body_len,
-                      const tl__plan *value, struct ArrowArray *out, char *err,
-                      size_t errcap) {
+                      const rbody *body, const tl__plan *value,
+                      struct ArrowArray *out, char *err, size_t errcap) {
+  int64_t body_len = body->len;
   dctx d = {0};
   d.r = r;
   d.v4 = v4;
@@ -760,17 +833,23 @@ static int read_batch(tl_ipc_reader *r, const tl__fbt *rb, bool v4,
     boff[i] = total;
     total += ((uint64_t)len + 7) & ~(uint64_t)7;
   }
-  if (!(d.body = tl__body_new((size_t)total))) {
+  if (!(d.body = body_alloc(r, (size_t)total))) {
     rc = TL_ENOMEM;
     goto done;
   }
+  size_t at_part = 0;
+  uint64_t at_start = 0;
   for (uint32_t i = 0; i < d.bufs.len; i++) {
     int64_t off, len;
     const uint8_t *at = d.bufs.p + d.bufs.pos + 16 * (size_t)i;
     memcpy(&off, at, 8);
     memcpy(&len, at + 8, 8);
+    uint8_t *dst = d.body->p + boff[i];
     if (len)
-      memcpy(d.body->p + boff[i], body + off, (size_t)len);
+      body_copy(body, (uint64_t)off, dst, (size_t)len, &at_part, &at_start);
+    /* The padding is zeroed, as a writer would have it. */
+    size_t pad = (size_t)((((uint64_t)len + 7) & ~(uint64_t)7) - (uint64_t)len);
+    memset(dst + len, 0, pad);
   }
   d.boff = boff;
   if (value) {
@@ -830,6 +909,21 @@ static int read_message(const uint8_t *hdr, size_t hlen, tl__fbt *msg,
 int tl_ipc_reader_feed(tl_ipc_reader *r, const uint8_t *header,
                        size_t header_len, const uint8_t *body, size_t body_len,
                        int *kind, char *err, size_t errcap) {
+  tl_slice one = {body, body_len};
+  return tl_ipc_reader_feed_parts(r, header, header_len, &one, 1, kind, err,
+                                  errcap);
+}
+
+int tl_ipc_reader_feed_parts(tl_ipc_reader *r, const uint8_t *header,
+                             size_t header_len, const tl_slice *parts,
+                             size_t nparts, int *kind, char *err,
+                             size_t errcap) {
+  size_t body_len = 0;
+  for (size_t i = 0; i < nparts; i++) {
+    if (parts[i].n > SIZE_MAX - body_len)
+      return bad(err, errcap, "body pieces exceed the address space");
+    body_len += parts[i].n;
+  }
   tl__fbt msg, h;
   int16_t version;
   uint8_t type;
@@ -843,6 +937,7 @@ int tl_ipc_reader_feed(tl_ipc_reader *r, const uint8_t *header,
   if ((uint64_t)blen > body_len)
     return bad(err, errcap, "body of %zu bytes, the message says %" PRId64,
                body_len, blen);
+  rbody body = {parts, nparts, blen};
   if (type != TL_IPC_SCHEMA && !r->plan)
     return bad(err, errcap, "the first message must be a Schema");
   switch (type) {
@@ -874,8 +969,8 @@ int tl_ipc_reader_feed(tl_ipc_reader *r, const uint8_t *header,
     if (!value)
       return bad(err, errcap, "dictionary id %" PRId64 " has no field", id);
     struct ArrowArray a;
-    rc = read_batch(r, &data, version == METADATA_V4, body, blen, value, &a,
-                    err, errcap);
+    rc = read_batch(r, &data, version == METADATA_V4, &body, value, &a, err,
+                    errcap);
     if (!rc) {
       tl_arrow_array_release(&rd->arr);
       rd->arr = a;
@@ -884,8 +979,8 @@ int tl_ipc_reader_feed(tl_ipc_reader *r, const uint8_t *header,
   }
   case TL_IPC_BATCH: {
     struct ArrowArray a;
-    rc = read_batch(r, &h, version == METADATA_V4, body, blen, NULL, &a, err,
-                    errcap);
+    rc =
+        read_batch(r, &h, version == METADATA_V4, &body, NULL, &a, err, errcap);
     if (!rc) {
       tl_arrow_array_release(&r->last);
       r->last = a;

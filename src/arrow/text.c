@@ -377,8 +377,10 @@ static int render(const struct ArrowSchema *s, const struct ArrowArray *a,
   case TL__T_LBINARY: {
     int64_t o0 = get_offset(a, t.layout, p),
             o1 = get_offset(a, t.layout, p + 1);
-    const uint8_t *d = (const uint8_t *)a->buffers[2] + o0;
     size_t len = (size_t)(o1 - o0);
+    /* Only empty values: the data buffer may be NULL. */
+    const uint8_t *d =
+        len ? (const uint8_t *)a->buffers[2] + o0 : (const uint8_t *)"";
     if (t.id == TL__T_BINARY || t.id == TL__T_LBINARY)
       return put_hex(out, d, len, quote);
     return quote ? put_json_string(out, d, len)

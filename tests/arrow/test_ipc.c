@@ -1,7 +1,7 @@
 /* test_ipc.c - the Arrow IPC encoder and decoder: round trips of every
  * type, slices with offsets at every level, batches concatenated from
- * several arrays, dictionaries, known bytes of a Schema message, and
- * malformed input rejected with a reason. */
+ * several arrays, dictionaries, known bytes of a Schema message,
+ * malformed input rejected with a reason, and bodies fed in pieces. */
 #include "helpers.h"
 #include "sample.h"
 
@@ -899,4 +899,432 @@ TEST(shared_flatbuffer_tables_bounded) {
   CHECK(tl_ipc_reader_schema(r) == NULL);
   tl_ipc_reader_free(r);
   tl__fbb_free(&b);
+}
+
+/* ---- A body in pieces ------------------------------------------------------
+ * tl_ipc_reader_feed_parts gets a body as the slices a transport received
+ * it in. Whatever the cuts (empty pieces, pieces of a few bytes, cuts
+ * inside buffers and inside their padding), it must decode what
+ * tl_ipc_reader_feed decodes from the same bytes in one piece. */
+
+/* xorshift64*: the same cuts on every run. */
+static uint32_t rnd(uint64_t *s) {
+  *s ^= *s >> 12;
+  *s ^= *s << 25;
+  *s ^= *s >> 27;
+  return (uint32_t)((*s * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+static int cmp_size(const void *a, const void *b) {
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Cut points at the edges of each buffer of a message's body (read from
+ * its header): the first and last bytes of the buffer, its middle, and
+ * the bytes of the padding after it. Returns how many, sorted. */
+static size_t buffer_edges(const uint8_t *hdr, size_t hlen, size_t *cut,
+                           size_t cap) {
+  tl__fbt msg, h, rb;
+  tl__fbv bufs;
+  uint8_t type = 0;
+  CHECK(tl__fbr_root(hdr, hlen, &msg) == NULL);
+  CHECK(tl__fbr_scalar(&msg, 1, 1, &type) == NULL);
+  CHECK(tl__fbr_table(&msg, 2, &h) == NULL);
+  rb = h;
+  if (type == TL_IPC_DICTIONARY)
+    CHECK(tl__fbr_table(&h, 1, &rb) == NULL);
+  else if (type != TL_IPC_BATCH)
+    return 0;
+  CHECK(tl__fbr_vec(&rb, 2, 16, &bufs) == NULL);
+  size_t n = 0;
+  for (uint32_t i = 0; i < bufs.len; i++) {
+    int64_t off, len;
+    memcpy(&off, bufs.p + bufs.pos + 16 * (size_t)i, 8);
+    memcpy(&len, bufs.p + bufs.pos + 16 * (size_t)i + 8, 8);
+    size_t o = (size_t)off, l = (size_t)len;
+    size_t e[] = {o,     o + 1,     o + l / 2, o + l - (l > 0),
+                  o + l, o + l + 1, o + l + 3};
+    for (size_t k = 0; k < sizeof e / sizeof e[0] && n < cap; k++)
+      cut[n++] = e[k];
+  }
+  qsort(cut, n, sizeof *cut, cmp_size);
+  return n;
+}
+
+/* How a body is cut. */
+enum {
+  CUT_TINY,  /* pieces of 0 to 7 bytes */
+  CUT_MIXED, /* pieces of any size, some of 0 to 7 bytes */
+  CUT_EDGES, /* at the edges of every buffer and in its padding */
+  CUT_WHOLE, /* one piece between empty ones */
+  CUT_MODES
+};
+
+/* A body in pieces. Each piece has its own place in `mem`, at an odd
+ * address, between poison bytes: a read past a piece's end gives a wrong
+ * value rather than the next piece's bytes. */
+typedef struct pieces {
+  tl_slice *part;
+  size_t n, cap;
+  uint8_t *mem;
+} pieces;
+
+static void pieces_add(pieces *pc, size_t from, size_t len) {
+  if (pc->n == pc->cap) {
+    pc->cap = pc->cap ? pc->cap * 2 : 64;
+    pc->part = realloc(pc->part, pc->cap * sizeof *pc->part);
+    CHECK(pc->part);
+  }
+  /* The body offset for now; pieces_cut turns it into an address. */
+  pc->part[pc->n++] = (tl_slice){(const uint8_t *)(uintptr_t)from, len};
+}
+
+/* Cuts the first `keep` bytes of body `i` of `m` into pieces. */
+static void pieces_cut(pieces *pc, const msgs *m, int i, size_t keep, int mode,
+                       uint64_t *seed) {
+  size_t edges[4096], nedges = 0, e = 0, pos = 0;
+  memset(pc, 0, sizeof *pc);
+  if (mode == CUT_EDGES)
+    nedges = buffer_edges(m->hdr[i], m->hlen[i], edges, 4096);
+  if (mode == CUT_WHOLE)
+    pieces_add(pc, 0, 0);
+  while (pos < keep) {
+    size_t len;
+    if (rnd(seed) % 5 == 0)
+      pieces_add(pc, pos, 0);
+    if (mode == CUT_TINY) {
+      len = rnd(seed) % 8;
+    } else if (mode == CUT_MIXED) {
+      len = rnd(seed) % 3 ? rnd(seed) % (keep / 4 + 1) : rnd(seed) % 8;
+    } else if (mode == CUT_EDGES) {
+      while (e < nedges && edges[e] <= pos)
+        e++;
+      len = e < nedges ? edges[e] - pos : keep - pos;
+    } else {
+      len = keep;
+    }
+    if (len > keep - pos)
+      len = keep - pos;
+    pieces_add(pc, pos, len);
+    pos += len;
+  }
+  if (mode == CUT_WHOLE || rnd(seed) % 2)
+    pieces_add(pc, pos, 0);
+  size_t total = 16;
+  for (size_t k = 0; k < pc->n; k++)
+    total += pc->part[k].n + 16;
+  pc->mem = malloc(total);
+  CHECK(pc->mem);
+  memset(pc->mem, 0xA5, total);
+  uint8_t *at = pc->mem + 7;
+  for (size_t k = 0; k < pc->n; k++) {
+    size_t from = (size_t)(uintptr_t)pc->part[k].p, len = pc->part[k].n;
+    if (len)
+      memcpy(at, m->body[i] + from, len);
+    pc->part[k].p = at;
+    at += len + 16;
+  }
+}
+
+static void pieces_free(pieces *pc) {
+  free(pc->part);
+  free(pc->mem);
+  memset(pc, 0, sizeof *pc);
+}
+
+/* Both batches hold the same values. */
+static void same_batch(const struct ArrowSchema *s,
+                       const struct ArrowArray *want,
+                       const struct ArrowArray *got, const char *what, int mode,
+                       int i) {
+  if (got->length != want->length || got->n_children != want->n_children)
+    FAILF("%s, cut %d, message %d: %" PRId64 " rows, want %" PRId64, what, mode,
+          i, got->length, want->length);
+  for (int64_t c = 0; c < s->n_children; c++)
+    for (int64_t row = 0; row < want->length; row++) {
+      const char *x = cell(s, want, c, row), *y = cell(s, got, c, row);
+      if (strcmp(x, y))
+        FAILF("%s, cut %d, message %d: column %" PRId64 " row %" PRId64
+              ": \"%s\" != \"%s\"",
+              what, mode, i, c, row, y, x);
+    }
+}
+
+/* Messages of a few batches of every type with nulls at every level
+ * (strings, lists, structs, maps, unions), one of them empty. */
+static void parts_all_types(msgs *m) {
+  struct ArrowSchema s;
+  struct ArrowArray a;
+  CHECK_EQ(sample_all_types(&s, &a, 300, 3), 0);
+  tl_ipc_writer *w;
+  char err[256];
+  CHECK_EQ(tl_ipc_writer_new(&w, &s, err, sizeof err), 0);
+  CHECK_EQ(tl_ipc_writer_schema(w, collect, m), 0);
+  tl_ipc_slice sl[] = {{&a, 0, 1}, {&a, 1, 200}, {&a, 201, 99}};
+  for (int k = 0; k < 3; k++)
+    CHECK_EQ(tl_ipc_writer_batch(w, &sl[k], 1, collect, m, err, sizeof err), 0);
+  CHECK_EQ(tl_ipc_writer_batch(w, NULL, 0, collect, m, err, sizeof err), 0);
+  CHECK_EQ(tl_ipc_writer_batch(w, &sl[1], 1, collect, m, err, sizeof err), 0);
+  tl_ipc_writer_free(w);
+  tl_arrow_array_release(&a);
+  tl_arrow_schema_release(&s);
+}
+
+/* Messages of a dictionary-encoded column whose dictionary is replaced
+ * midway ("SDBBDBB"). */
+static void parts_dictionary(msgs *m) {
+  dict_batch b1, b3;
+  dict_batch_init(&b1, d1_offs, "ab", 2, idx1, valid1, ks, 4);
+  dict_batch_init(&b3, d3_offs, "xyyzzz", 3, idx3, NULL, ks, 4);
+  tl_ipc_writer *w;
+  char err[256];
+  CHECK_EQ(tl_ipc_writer_new(&w, &b1.root, err, sizeof err), 0);
+  CHECK_EQ(tl_ipc_writer_schema(w, collect, m), 0);
+  tl_ipc_slice sl[] = {{&b1.rootarr, 0, 4},
+                       {&b1.rootarr, 1, 3},
+                       {&b3.rootarr, 0, 4},
+                       {&b3.rootarr, 1, 2}};
+  for (int k = 0; k < 4; k++)
+    CHECK_EQ(tl_ipc_writer_batch(w, &sl[k], 1, collect, m, err, sizeof err), 0);
+  tl_ipc_writer_free(w);
+}
+
+/* Feeds `m` whole to one reader and in pieces cut by `mode` to another;
+ * the batches must hold the same values. Some batches of the second
+ * reader are kept (so that the reader cannot reuse their body) and checked
+ * again after each later message and after the reader is gone; the others
+ * are released at once, or left in the reader, so that it can. */
+static void feed_both(const msgs *m, int mode, uint64_t *seed) {
+  tl_ipc_reader *r1, *r2;
+  CHECK_EQ(tl_ipc_reader_new(&r1), 0);
+  CHECK_EQ(tl_ipc_reader_new(&r2), 0);
+  struct ArrowArray want[32], held[32];
+  bool kept[32] = {false};
+  int nb = 0;
+  char err[256];
+  for (int i = 0; i < m->n; i++) {
+    int k1 = 0, k2 = 0;
+    int rc = tl_ipc_reader_feed(r1, m->hdr[i], m->hlen[i], m->body[i],
+                                m->blen[i], &k1, err, sizeof err);
+    if (rc)
+      FAILF("message %d: %s (%s)", i, tl_errname(rc), err);
+    pieces pc;
+    pieces_cut(&pc, m, i, m->blen[i], mode, seed);
+    rc = tl_ipc_reader_feed_parts(r2, m->hdr[i], m->hlen[i], pc.part, pc.n, &k2,
+                                  err, sizeof err);
+    if (rc)
+      FAILF("cut %d, message %d in %zu pieces: %s (%s)", mode, i, pc.n,
+            tl_errname(rc), err);
+    pieces_free(&pc); /* the batch must not point into the pieces */
+    CHECK_EQ(k2, k1);
+    if (k1 != TL_IPC_BATCH)
+      continue;
+    const struct ArrowSchema *s = tl_ipc_reader_schema(r1);
+    CHECK_EQ(tl_ipc_reader_take(r1, &want[nb]), 0);
+    uint32_t keep = rnd(seed) % 4;
+    if (keep < 3) {
+      struct ArrowArray got;
+      CHECK_EQ(tl_ipc_reader_take(r2, &got), 0);
+      same_batch(s, &want[nb], &got, "fed in pieces", mode, i);
+      if (keep == 0) {
+        held[nb] = got;
+        kept[nb] = true;
+      } else {
+        tl_arrow_array_release(&got);
+      }
+    }
+    nb++;
+    for (int j = 0; j < nb; j++)
+      if (kept[j])
+        same_batch(s, &want[j], &held[j], "kept", mode, i);
+  }
+  tl_ipc_reader_free(r2);
+  const struct ArrowSchema *s = tl_ipc_reader_schema(r1);
+  for (int j = 0; j < nb; j++) {
+    if (kept[j]) {
+      same_batch(s, &want[j], &held[j], "after the reader", mode, j);
+      tl_arrow_array_release(&held[j]);
+    }
+    tl_arrow_array_release(&want[j]);
+  }
+  tl_ipc_reader_free(r1);
+}
+
+TEST(feed_parts_matches_feed_for_any_split) {
+  msgs all = {0}, dict = {0};
+  parts_all_types(&all);
+  parts_dictionary(&dict);
+  CHECK_EQ(all.n, 6);
+  CHECK_EQ(dict.n, 7);
+  CHECK(all.blen[2] > 4096); /* many pieces when cut small */
+  uint64_t seed = 0x9E3779B97F4A7C15ULL;
+  for (int trial = 0; trial < 24; trial++)
+    for (int mode = 0; mode < CUT_MODES; mode++) {
+      feed_both(&all, mode, &seed);
+      feed_both(&dict, mode, &seed);
+    }
+  msgs_free(&all);
+  msgs_free(&dict);
+}
+
+/* Message `i` of `m` with its body's buffers laid out in reverse order
+ * (the header's offsets rewritten to match): nothing requires a writer to
+ * put them in order. `out` gets the message in place of `m`'s. */
+static void reverse_buffers(const msgs *m, int i, msgs *out) {
+  uint8_t *hdr = malloc(m->hlen[i]), *body = malloc(m->blen[i]);
+  CHECK(hdr && body);
+  memcpy(hdr, m->hdr[i], m->hlen[i]);
+  tl__fbt msg, rb;
+  tl__fbv bufs;
+  CHECK(tl__fbr_root(hdr, m->hlen[i], &msg) == NULL);
+  CHECK(tl__fbr_table(&msg, 2, &rb) == NULL);
+  CHECK(tl__fbr_vec(&rb, 2, 16, &bufs) == NULL);
+  CHECK(bufs.len > 8);
+  size_t at = 0;
+  for (uint32_t k = bufs.len; k-- > 0;) {
+    uint8_t *e = hdr + bufs.pos + 16 * (size_t)k;
+    int64_t off, len, noff = (int64_t)at;
+    memcpy(&off, e, 8);
+    memcpy(&len, e + 8, 8);
+    size_t padded = ((size_t)len + 7) & ~(size_t)7;
+    CHECK(at + padded <= m->blen[i]);
+    memcpy(body + at, m->body[i] + off, padded);
+    memcpy(e, &noff, 8);
+    at += padded;
+  }
+  CHECK_EQ(at, m->blen[i]);
+  out->hdr[out->n] = hdr;
+  out->hlen[out->n] = m->hlen[i];
+  out->body[out->n] = body;
+  out->blen[out->n] = m->blen[i];
+  out->n++;
+}
+
+TEST(feed_parts_reads_buffers_in_any_order) {
+  msgs all = {0}, rev = {0};
+  parts_all_types(&all);
+  /* The Schema, then each batch with its buffers reversed. */
+  rev.hdr[0] = malloc(all.hlen[0]);
+  memcpy(rev.hdr[0], all.hdr[0], all.hlen[0]);
+  rev.hlen[0] = all.hlen[0];
+  rev.n = 1;
+  for (int i = 1; i < all.n; i++)
+    reverse_buffers(&all, i, &rev);
+  uint64_t seed = 7;
+  for (int mode = 0; mode < CUT_MODES; mode++)
+    feed_both(&rev, mode, &seed);
+  /* And the values are those of the batches as written. */
+  tl_ipc_reader *r1, *r2;
+  CHECK_EQ(tl_ipc_reader_new(&r1), 0);
+  CHECK_EQ(tl_ipc_reader_new(&r2), 0);
+  struct ArrowArray x, y;
+  char err[256];
+  for (int i = 0; i < all.n; i++) {
+    int k1, k2;
+    CHECK_EQ(tl_ipc_reader_feed(r1, all.hdr[i], all.hlen[i], all.body[i],
+                                all.blen[i], &k1, err, sizeof err),
+             0);
+    pieces pc;
+    pieces_cut(&pc, &rev, i, rev.blen[i], CUT_TINY, &seed);
+    CHECK_EQ(tl_ipc_reader_feed_parts(r2, rev.hdr[i], rev.hlen[i], pc.part,
+                                      pc.n, &k2, err, sizeof err),
+             0);
+    pieces_free(&pc);
+    if (k1 != TL_IPC_BATCH)
+      continue;
+    CHECK_EQ(tl_ipc_reader_take(r1, &x), 0);
+    CHECK_EQ(tl_ipc_reader_take(r2, &y), 0);
+    same_batch(tl_ipc_reader_schema(r1), &x, &y, "reversed", CUT_TINY, i);
+    tl_arrow_array_release(&x);
+    tl_arrow_array_release(&y);
+  }
+  tl_ipc_reader_free(r1);
+  tl_ipc_reader_free(r2);
+  msgs_free(&all);
+  msgs_free(&rev);
+}
+
+/* Feeds `m` to two readers, the second in pieces: before each message
+ * with a body, pieces short of the body by a few bytes to all of it, which
+ * must be refused with a reason and change nothing; then the whole body
+ * and bytes past it, which must decode as the first reader does. */
+static void short_bodies(const msgs *m, uint64_t *seed) {
+  char err[256];
+  tl_ipc_reader *r1, *r2;
+  CHECK_EQ(tl_ipc_reader_new(&r1), 0);
+  CHECK_EQ(tl_ipc_reader_new(&r2), 0);
+  int kind, checked = 0;
+  for (int i = 0; i < m->n; i++) {
+    size_t blen = m->blen[i];
+    size_t short_by[] = {1, 7, 8, 9, blen / 2, blen};
+    for (size_t k = 0; blen >= 16 && k < sizeof short_by / sizeof *short_by;
+         k++) {
+      pieces pc;
+      pieces_cut(&pc, m, i, blen - short_by[k], (int)(k % CUT_MODES), seed);
+      err[0] = 0;
+      kind = -1;
+      int rc = tl_ipc_reader_feed_parts(r2, m->hdr[i], m->hlen[i], pc.part,
+                                        pc.n, &kind, err, sizeof err);
+      if (rc != TL_EMALFORMED || !strstr(err, "body"))
+        FAILF("message %d short by %zu: %s (%s)", i, short_by[k],
+              tl_errname(rc), err);
+      CHECK_EQ(kind, -1);
+      pieces_free(&pc);
+      checked++;
+    }
+    int k1 = 0, k2 = 0;
+    CHECK_EQ(tl_ipc_reader_feed(r1, m->hdr[i], m->hlen[i], m->body[i], blen,
+                                &k1, err, sizeof err),
+             0);
+    pieces pc;
+    pieces_cut(&pc, m, i, blen, CUT_MIXED, seed);
+    tl_slice *part = realloc(pc.part, (pc.n + 1) * sizeof *part);
+    CHECK(part);
+    pc.part = part;
+    pc.part[pc.n++] = (tl_slice){(const uint8_t *)"junk", 4};
+    CHECK_EQ(tl_ipc_reader_feed_parts(r2, m->hdr[i], m->hlen[i], pc.part, pc.n,
+                                      &k2, err, sizeof err),
+             0);
+    pieces_free(&pc);
+    CHECK_EQ(k2, k1);
+    if (k1 == TL_IPC_BATCH) {
+      struct ArrowArray want, got;
+      CHECK_EQ(tl_ipc_reader_take(r1, &want), 0);
+      CHECK_EQ(tl_ipc_reader_take(r2, &got), 0);
+      same_batch(tl_ipc_reader_schema(r1), &want, &got, "past the body",
+                 CUT_MIXED, i);
+      tl_arrow_array_release(&want);
+      tl_arrow_array_release(&got);
+    }
+  }
+  CHECK(checked >= 12);
+  tl_ipc_reader_free(r1);
+  tl_ipc_reader_free(r2);
+}
+
+TEST(feed_parts_rejects_a_short_body) {
+  msgs all = {0}, dict = {0};
+  parts_all_types(&all);
+  parts_dictionary(&dict);
+  uint64_t seed = 42;
+  short_bodies(&all, &seed);
+  short_bodies(&dict, &seed);
+  /* No piece at all: only a message without a body is taken. */
+  tl_ipc_reader *r;
+  char err[256];
+  int kind = -1;
+  CHECK_EQ(tl_ipc_reader_new(&r), 0);
+  CHECK_EQ(tl_ipc_reader_feed_parts(r, all.hdr[0], all.hlen[0], NULL, 0, &kind,
+                                    err, sizeof err),
+           0);
+  CHECK_EQ(kind, TL_IPC_SCHEMA);
+  kind = -1;
+  CHECK_EQ(tl_ipc_reader_feed_parts(r, all.hdr[2], all.hlen[2], NULL, 0, &kind,
+                                    err, sizeof err),
+           TL_EMALFORMED);
+  CHECK_EQ(kind, -1);
+  tl_ipc_reader_free(r);
+  msgs_free(&all);
+  msgs_free(&dict);
 }

@@ -9,7 +9,9 @@ tl_test(test_arrow_ipc SOURCES arrow/test_ipc.c arrow/sample.c
         dictionary_change_within_one_call_splits_the_batch
         schema_message_known_bytes truncated_streams_rejected
         bad_batches_rejected bad_offsets_and_union_ids_rejected
-        writer_rejects_what_it_cannot_encode shared_flatbuffer_tables_bounded)
+        writer_rejects_what_it_cannot_encode shared_flatbuffer_tables_bounded
+        feed_parts_matches_feed_for_any_split feed_parts_reads_buffers_in_any_order
+        feed_parts_rejects_a_short_body)
 tl_test(test_arrow_text SOURCES arrow/test_text.c
   LIBS tl_arrow LABELS arrow
   TESTS timestamps_rfc3339_with_unit_digits dates_and_times intervals_iso8601

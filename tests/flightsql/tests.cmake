@@ -9,6 +9,7 @@ if(TL_HAVE_FLIGHT)
           flight_data_hand_encoding_decodes_with_protobuf_c
           flight_data_with_descriptor_and_metadata
           flight_data_decoder_reads_protobuf_c_output
+          flight_data_located_across_pieces
           malformed_input_rejected varint_and_key_encoding)
 endif()
 

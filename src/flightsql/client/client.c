@@ -215,29 +215,33 @@ static int call_start(tl_fc *c, fcall *f, const char *method,
     add_md(f, "limit", buf);
   }
 
+  /* The status is asked for before anything is sent: a server may answer
+   * at once with a status alone (Trailers-Only, e.g. UNAUTHENTICATED), and
+   * this gRPC (1.51) then never completes a status batch started after
+   * that answer was read, which left the call waiting for its deadline. */
   grpc_op ops[1];
-  memset(ops, 0, sizeof ops);
-  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[0].data.send_initial_metadata.count = f->nmd;
-  ops[0].data.send_initial_metadata.metadata = f->md;
-  grpc_call_error e =
-      grpc_call_start_batch(f->call, ops, 1, &f->tag_send, NULL);
-  if (e == GRPC_CALL_OK)
-    pluck(f, &f->tag_send); /* a failure shows in the status */
-
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
   ops[0].data.recv_status_on_client.trailing_metadata = &f->trail_md;
   ops[0].data.recv_status_on_client.status = &f->status;
   ops[0].data.recv_status_on_client.status_details = &f->details;
   ops[0].data.recv_status_on_client.error_string = &f->error_string;
-  e = grpc_call_start_batch(f->call, ops, 1, &f->tag_status, NULL);
+  grpc_call_error e =
+      grpc_call_start_batch(f->call, ops, 1, &f->tag_status, NULL);
   if (e != GRPC_CALL_OK) {
     /* Cannot happen with a fresh call; make finish() see an error. */
     grpc_call_cancel(f->call, NULL);
     f->status = GRPC_STATUS_INTERNAL;
     f->tag_status = -1;
+    return 0;
   }
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[0].data.send_initial_metadata.count = f->nmd;
+  ops[0].data.send_initial_metadata.metadata = f->md;
+  if (grpc_call_start_batch(f->call, ops, 1, &f->tag_send, NULL) ==
+      GRPC_CALL_OK)
+    pluck(f, &f->tag_send); /* a failure shows in the status */
   return 0;
 }
 
@@ -293,13 +297,12 @@ static bool call_send_msg(fcall *f, const ProtobufCMessage *m, bool close) {
   return ok;
 }
 
-/* Receives the next message. Returns 1 with *out set (free it), 0 at the
- * end of the stream or when the call failed (finish tells which), or a
- * negative TL_E* code for a message over the cap. */
-static int call_recv(fcall *f, tl_grpc_bytes *out) {
-  grpc_byte_buffer *bb = NULL;
+/* Receives the next message into *bb (owned by the caller). Returns false
+ * at the end of the stream or when the call failed (finish tells which). */
+static bool recv_bb(fcall *f, grpc_byte_buffer **bb) {
   grpc_op ops[2];
   size_t n = 0;
+  *bb = NULL;
   memset(ops, 0, sizeof ops);
   if (!f->got_init_md) {
     ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
@@ -308,18 +311,29 @@ static int call_recv(fcall *f, tl_grpc_bytes *out) {
     f->got_init_md = true;
   }
   ops[n].op = GRPC_OP_RECV_MESSAGE;
-  ops[n].data.recv_message.recv_message = &bb;
+  ops[n].data.recv_message.recv_message = bb;
   n++;
   if (grpc_call_start_batch(f->call, ops, n, &f->tag_send, NULL) !=
       GRPC_CALL_OK) {
     fail_local(f, TL_EIO, "gRPC refused a receive batch");
-    return 0;
+    return false;
   }
-  if (!pluck(f, &f->tag_send) || !bb) {
-    if (bb)
-      grpc_byte_buffer_destroy(bb);
-    return 0;
+  if (!pluck(f, &f->tag_send) || !*bb) {
+    if (*bb)
+      grpc_byte_buffer_destroy(*bb);
+    *bb = NULL;
+    return false;
   }
+  return true;
+}
+
+/* Receives the next message. Returns 1 with *out set (free it), 0 at the
+ * end of the stream or when the call failed (finish tells which), or a
+ * negative TL_E* code for a message over the cap. */
+static int call_recv(fcall *f, tl_grpc_bytes *out) {
+  grpc_byte_buffer *bb;
+  if (!recv_bb(f, &bb))
+    return 0;
   int rc = tl_grpc_bytes_read(bb, f->c->max_recv, out);
   grpc_byte_buffer_destroy(bb);
   if (rc) {
@@ -327,6 +341,23 @@ static int call_recv(fcall *f, tl_grpc_bytes *out) {
     return rc;
   }
   atomic_fetch_add(&f->c->bytes_in, out->n);
+  return 1;
+}
+
+/* call_recv for large messages: *out lists the pieces gRPC received the
+ * message in, so that nothing is copied before the reader copies what it
+ * keeps. */
+static int call_recv_parts(fcall *f, tl_grpc_parts *out) {
+  grpc_byte_buffer *bb;
+  tl_grpc_parts_clear(out);
+  if (!recv_bb(f, &bb))
+    return 0;
+  int rc = tl_grpc_parts_read(bb, f->c->max_recv, out);
+  if (rc) {
+    set_err(f->c, 0, "a reply message could not be read (%s)", tl_strerror(rc));
+    return rc;
+  }
+  atomic_fetch_add(&f->c->bytes_in, out->len);
   return 1;
 }
 
@@ -678,20 +709,92 @@ static int sink_failed(tl_fc *c, int rc) {
   return rc;
 }
 
-/* Feeds one FlightData message to the reader and the sink. */
-static int feed(getter *g, tl_ipc_reader *r, const tl_grpc_bytes *m) {
-  tl_flight_data_view v;
+/* ---- FlightData in pieces ------------------------------------------------
+ * A large FlightData arrives as tens of slices. Its small fields are
+ * gathered (rarely: they are usually within the first slice) and its body
+ * is handed to the IPC reader as the list of pieces it spans. */
+
+/* Reusable buffers of a DoGet: the message, a gathered header, the body's
+ * pieces. Nothing is allocated per message once they have grown. */
+typedef struct fd_scratch {
+  tl_grpc_parts m;
+  uint8_t *hdr;
+  size_t hcap;
+  tl_slice *body;
+  size_t bcap;
+} fd_scratch;
+
+static void fd_scratch_free(fd_scratch *x) {
+  tl_grpc_parts_free(&x->m);
+  free(x->hdr);
+  free(x->body);
+}
+
+/* The data_header and data_body of the message in x->m: the header
+ * contiguous (*hdr points into the message or x->hdr), the body as
+ * pieces of the message (x->body has room for one per piece). Returns 0,
+ * TL_EMALFORMED/TL_ETRUNCATED or TL_ENOMEM. */
+static int fd_split(fd_scratch *x, const uint8_t **hdr, size_t *hn,
+                    const tl_slice **body, size_t *nbody) {
+  const tl_grpc_parts *m = &x->m;
+  tl_flight_data_loc loc;
+  int rc = tl_flight_data_locate(m->part, m->n, &loc);
+  if (rc)
+    return rc;
+  size_t ho = loc.off[TL_FD_HEADER];
+  *hn = loc.len[TL_FD_HEADER];
+  *hdr = NULL;
+  tl_slice h;
+  if (*hn && tl_slices_range(m->part, m->n, ho, *hn, &h, 1) == 1) {
+    *hdr = h.p; /* within one piece: the usual case */
+  } else if (*hn) {
+    if (*hn > x->hcap) {
+      uint8_t *nh = realloc(x->hdr, *hn);
+      if (!nh)
+        return TL_ENOMEM;
+      x->hdr = nh;
+      x->hcap = *hn;
+    }
+    tl_slices_copy(m->part, m->n, ho, *hn, x->hdr);
+    *hdr = x->hdr;
+  }
+  *body = x->body;
+  *nbody = tl_slices_range(m->part, m->n, loc.off[TL_FD_BODY],
+                           loc.len[TL_FD_BODY], x->body, x->bcap);
+  return 0;
+}
+
+/* Feeds one FlightData message (in x->m) to the reader and the sink. */
+static int feed(getter *g, tl_ipc_reader *r, fd_scratch *x) {
+  const uint8_t *hdr;
+  const tl_slice *body;
+  size_t hn, nbody;
   char err[512] = "";
-  int rc = tl_flight_data_decode(m->p, m->n, &v);
+  /* The body spans at most every piece. */
+  if (x->m.n > x->bcap || !x->body) {
+    size_t ncap = x->m.n > 64 ? x->m.n : 64;
+    tl_slice *nb = realloc(x->body, ncap * sizeof *nb);
+    if (!nb) {
+      set_err(g->c, 0, "out of memory");
+      return TL_ENOMEM;
+    }
+    x->body = nb;
+    x->bcap = ncap;
+  }
+  int rc = fd_split(x, &hdr, &hn, &body, &nbody);
+  if (rc == TL_ENOMEM) {
+    set_err(g->c, 0, "out of memory");
+    return rc;
+  }
   if (rc) {
     set_err(g->c, 0, "a FlightData message is malformed (%s)", tl_strerror(rc));
     return TL_EMALFORMED;
   }
-  if (!v.header.n)
+  if (!hn)
     return 0; /* app_metadata only */
   int kind = 0;
-  rc = tl_ipc_reader_feed(r, v.header.p, v.header.n, v.body.p, v.body.n, &kind,
-                          err, sizeof err);
+  rc =
+      tl_ipc_reader_feed_parts(r, hdr, hn, body, nbody, &kind, err, sizeof err);
   if (rc) {
     set_err(g->c, 0, "bad Arrow IPC data from the server: %s",
             err[0] ? err : tl_strerror(rc));
@@ -733,18 +836,19 @@ static int do_get(getter *g, const uint8_t *ticket, size_t n) {
   Arrow__Flight__Protocol__Ticket t = ARROW__FLIGHT__PROTOCOL__TICKET__INIT;
   t.ticket.data = (uint8_t *)ticket;
   t.ticket.len = n;
+  fd_scratch x;
+  memset(&x, 0, sizeof x);
   if (call_send_msg(&f, &t.base, true)) {
-    tl_grpc_bytes m;
     int got;
-    while (!rc && (got = call_recv(&f, &m)) != 0) {
+    while (!rc && (got = call_recv_parts(&f, &x.m)) != 0) {
       if (got < 0) {
         rc = got;
         break;
       }
-      rc = feed(g, r, &m);
-      tl_grpc_bytes_free(&m);
+      rc = feed(g, r, &x);
     }
   }
+  fd_scratch_free(&x);
   rc = call_done(&f, rc);
   /* A stream that ended without a schema still tells the sink nothing;
    * an empty result is a schema with no batch. */

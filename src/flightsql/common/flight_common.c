@@ -101,10 +101,15 @@ size_t tl_flight_key_len(uint8_t *out, uint32_t field, uint64_t len) {
 
 /* Reads one field's key; for a LEN field, sets *val to its bytes; other
  * wire types are skipped. Returns 0 or a TL_E* code. */
-static int next_field(const uint8_t *p, size_t n, size_t *off, uint32_t *field,
-                      int *wt, tl_slice *val) {
+/* The head of the field at w[0..wn) (a window of at most 20 bytes: a key
+ * and a length, two varints), `left` bytes being left in the message: its
+ * number and wire type, the bytes of its key (and length), and of its
+ * value. The value must fit in what is left. */
+static int field_head(const uint8_t *w, size_t wn, size_t left, uint32_t *field,
+                      int *wt, size_t *head, size_t *vlen) {
   uint64_t key, len;
-  int rc = tl_flight_varint(p, n, off, &key);
+  size_t off = 0;
+  int rc = tl_flight_varint(w, wn, &off, &key);
   if (rc)
     return rc;
   *wt = (int)(key & 7);
@@ -113,31 +118,45 @@ static int next_field(const uint8_t *p, size_t n, size_t *off, uint32_t *field,
     return TL_EMALFORMED;
   *field = (uint32_t)f;
   switch (*wt) {
-  case PB_VARINT:
-    return tl_flight_varint(p, n, off, &len);
+  case PB_VARINT: {
+    size_t k = off;
+    rc = tl_flight_varint(w, wn, &k, &len);
+    *head = off;
+    *vlen = k - off;
+    return rc;
+  }
   case PB_I64:
-    if (n - *off < 8)
-      return TL_ETRUNCATED;
-    *off += 8;
-    return 0;
   case PB_I32:
-    if (n - *off < 4)
-      return TL_ETRUNCATED;
-    *off += 4;
-    return 0;
+    *head = off;
+    *vlen = *wt == PB_I64 ? 8 : 4;
+    return *vlen > left - off ? TL_ETRUNCATED : 0;
   case PB_LEN:
-    rc = tl_flight_varint(p, n, off, &len);
+    rc = tl_flight_varint(w, wn, &off, &len);
     if (rc)
       return rc;
-    if (len > n - *off)
+    if (len > left - off)
       return TL_ETRUNCATED;
-    val->p = p + *off;
-    val->n = (size_t)len;
-    *off += (size_t)len;
+    *head = off;
+    *vlen = (size_t)len;
     return 0;
   default: /* groups (3, 4) are not used by these protocols; 6, 7 invalid */
     return TL_EMALFORMED;
   }
+}
+
+/* Reads the field at p[*off, n), advancing *off past it; `val` is the
+ * value of a length-delimited one. */
+static int next_field(const uint8_t *p, size_t n, size_t *off, uint32_t *field,
+                      int *wt, tl_slice *val) {
+  size_t left = n - *off, head, vlen;
+  int rc = field_head(p + *off, left < 20 ? left : 20, left, field, wt, &head,
+                      &vlen);
+  if (rc)
+    return rc;
+  if (*wt == PB_LEN)
+    *val = (tl_slice){p + *off + head, vlen};
+  *off += head + vlen;
+  return 0;
 }
 
 /* Bytes a length-delimited field takes (0 when empty: proto3 omits it). */
@@ -289,41 +308,86 @@ int tl_flight_data_prefix(const tl_flight_data_parts *parts, uint8_t *buf,
   return 0;
 }
 
-int tl_flight_data_decode(const uint8_t *p, size_t n, tl_flight_data_view *v) {
-  tl_flight_data_view d;
+void tl_slices_copy(const tl_slice *part, size_t nparts, size_t off, size_t len,
+                    uint8_t *dst) {
+  for (size_t i = 0; i < nparts && len; i++) {
+    if (off >= part[i].n) {
+      off -= part[i].n;
+      continue;
+    }
+    size_t take = part[i].n - off < len ? part[i].n - off : len;
+    memcpy(dst, part[i].p + off, take);
+    dst += take;
+    len -= take;
+    off = 0;
+  }
+}
+
+size_t tl_slices_range(const tl_slice *part, size_t nparts, size_t off,
+                       size_t len, tl_slice *out, size_t cap) {
+  size_t k = 0;
+  for (size_t i = 0; i < nparts && len; i++) {
+    if (off >= part[i].n) {
+      off -= part[i].n;
+      continue;
+    }
+    size_t take = part[i].n - off < len ? part[i].n - off : len;
+    if (k < cap)
+      out[k] = (tl_slice){part[i].p + off, take};
+    k++;
+    len -= take;
+    off = 0;
+  }
+  return k;
+}
+
+int tl_flight_data_locate(const tl_slice *part, size_t nparts,
+                          tl_flight_data_loc *loc) {
+  tl_flight_data_loc d;
   memset(&d, 0, sizeof d);
-  size_t off = 0;
-  if (!p && n)
-    return TL_EINVAL;
+  size_t n = 0, pos = 0;
+  for (size_t i = 0; i < nparts; i++) {
+    if (!part[i].p && part[i].n)
+      return TL_EINVAL;
+    n += part[i].n;
+  }
   if (n > TL_FLIGHT_MSG_MAX)
     return TL_EMALFORMED;
-  while (off < n) {
+  while (pos < n) {
+    uint8_t win[20];
+    size_t left = n - pos, wn = left < sizeof win ? left : sizeof win;
+    size_t head, vlen;
     uint32_t field;
     int wt;
-    tl_slice s = {NULL, 0};
-    int rc = next_field(p, n, &off, &field, &wt, &s);
+    tl_slices_copy(part, nparts, pos, wn, win);
+    int rc = field_head(win, wn, left, &field, &wt, &head, &vlen);
     if (rc)
       return rc;
-    if (field != 1 && field != 2 && field != 3 && field != 1000)
-      continue;
-    if (wt != PB_LEN)
-      return TL_EMALFORMED;
-    switch (field) {
-    case 1:
-      d.has_descriptor = true;
-      d.descriptor = s;
-      break;
-    case 2:
-      d.header = s;
-      break;
-    case 3:
-      d.app_metadata = s;
-      break;
-    default:
-      d.body = s;
-      break;
+    if (field == 1 || field == 2 || field == 3 || field == 1000) {
+      if (wt != PB_LEN)
+        return TL_EMALFORMED;
+      int k = field == 1000 ? TL_FD_BODY : (int)field - 1;
+      d.off[k] = pos + head;
+      d.len[k] = vlen;
+      d.has_descriptor |= field == 1;
     }
+    pos += head + vlen;
   }
-  *v = d;
+  *loc = d;
+  return 0;
+}
+
+int tl_flight_data_decode(const uint8_t *p, size_t n, tl_flight_data_view *v) {
+  tl_slice one = {p, n};
+  tl_flight_data_loc loc;
+  int rc = tl_flight_data_locate(&one, n ? 1 : 0, &loc);
+  if (rc)
+    return rc;
+  tl_slice *f[4] = {&v->descriptor, &v->header, &v->app_metadata, &v->body};
+  memset(v, 0, sizeof *v);
+  v->has_descriptor = loc.has_descriptor;
+  for (int k = 0; k < 4; k++)
+    if (loc.len[k])
+      *f[k] = (tl_slice){p + loc.off[k], loc.len[k]};
   return 0;
 }

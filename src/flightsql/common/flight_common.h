@@ -169,6 +169,27 @@ typedef struct tl_flight_data_view {
  * TL_ETRUNCATED or TL_EMALFORMED. Thread-safe. */
 int tl_flight_data_decode(const uint8_t *p, size_t n, tl_flight_data_view *v);
 
+/* Where the fields of a FlightData held in pieces (the slices gRPC
+ * received it in) are: byte offsets and lengths in the whole message, a
+ * length 0 for an absent field. Same checks as tl_flight_data_decode
+ * (which is this over one piece). Returns 0, TL_EINVAL, TL_ETRUNCATED or
+ * TL_EMALFORMED. */
+enum { TL_FD_DESCRIPTOR, TL_FD_HEADER, TL_FD_APP_METADATA, TL_FD_BODY };
+typedef struct tl_flight_data_loc {
+  bool has_descriptor;
+  size_t off[4], len[4]; /* indexed by TL_FD_* */
+} tl_flight_data_loc;
+int tl_flight_data_locate(const tl_slice *part, size_t nparts,
+                          tl_flight_data_loc *loc);
+
+/* Bytes [off, off + len) of a message held in pieces, which must hold
+ * them: copied into dst, or listed as the pieces they span into out[] (at
+ * most `cap` listed; returns how many pieces they span). */
+void tl_slices_copy(const tl_slice *part, size_t nparts, size_t off, size_t len,
+                    uint8_t *dst);
+size_t tl_slices_range(const tl_slice *part, size_t nparts, size_t off,
+                       size_t len, tl_slice *out, size_t cap);
+
 /* Reads one base-128 varint from p[*off, n), advancing *off. Returns 0,
  * TL_ETRUNCATED or TL_EMALFORMED (more than 10 bytes / 64 bits). */
 int tl_flight_varint(const uint8_t *p, size_t n, size_t *off, uint64_t *v);

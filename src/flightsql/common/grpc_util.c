@@ -98,6 +98,62 @@ void tl_grpc_bytes_free(tl_grpc_bytes *b) {
   memset(b, 0, sizeof *b);
 }
 
+void tl_grpc_parts_clear(tl_grpc_parts *m) {
+  if (m->reading)
+    grpc_byte_buffer_reader_destroy(&m->r);
+  if (m->bb)
+    grpc_byte_buffer_destroy(m->bb);
+  m->reading = false;
+  m->bb = NULL;
+  m->n = 0;
+  m->len = 0;
+}
+
+void tl_grpc_parts_free(tl_grpc_parts *m) {
+  if (!m)
+    return;
+  tl_grpc_parts_clear(m);
+  free(m->part);
+  memset(m, 0, sizeof *m);
+}
+
+int tl_grpc_parts_read(grpc_byte_buffer *bb, size_t max, tl_grpc_parts *m) {
+  tl_grpc_parts_clear(m);
+  if (!bb)
+    return 0;
+  m->bb = bb;
+  if (!grpc_byte_buffer_reader_init(&m->r, bb))
+    return TL_EMALFORMED;
+  m->reading = true;
+  /* The reader keeps what it points into alive: the buffer itself, or
+   * the decompressed copy it made. */
+  grpc_slice *s;
+  while (grpc_byte_buffer_reader_peek(&m->r, &s)) {
+    size_t n = GRPC_SLICE_LENGTH(*s);
+    if (n > max - m->len) {
+      tl_grpc_parts_clear(m);
+      return TL_ETOOBIG;
+    }
+    if (!n)
+      continue;
+    if (m->n == m->cap) {
+      size_t ncap = m->cap ? m->cap * 2 : 64;
+      tl_slice *np = realloc(m->part, ncap * sizeof *np);
+      if (!np) {
+        tl_grpc_parts_clear(m);
+        return TL_ENOMEM;
+      }
+      m->part = np;
+      m->cap = ncap;
+    }
+    m->part[m->n].p = GRPC_SLICE_START_PTR(*s);
+    m->part[m->n].n = n;
+    m->n++;
+    m->len += n;
+  }
+  return 0;
+}
+
 grpc_byte_buffer *tl_grpc_bb_copy(const void *p, size_t n) {
   grpc_slice s = grpc_slice_from_copied_buffer((const char *)p, n);
   grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
