@@ -43,7 +43,10 @@ typedef struct tl_fcall {
   bool send_pending, send_failed;
   char send_tag;
   uint64_t gone_checked; /* tl_mono_ns of the last look at the queue */
-  bool finished;         /* status sent */
+  /* A request read only to be refused (see absorb_request in server.c). */
+  grpc_byte_buffer *absorbed;
+  char absorb_tag;
+  bool finished; /* status sent */
 } tl_fcall;
 
 /* Receives one message into `msg` (reset first; at most `cap` bytes).
