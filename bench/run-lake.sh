@@ -2,7 +2,9 @@
 # run-lake.sh - builds bench_lake if needed and runs it: a lake of 10 M log
 # entries (+ metrics) ingested through libtracelake's in-process sink, then
 # materialization, queries through the SQL views and freshness, each beside
-# plain DuckDB in the same run (docs/performance.md, "Lakehouse"). Timing
+# plain DuckDB in the same run (docs/performance.md, "Lakehouse"); then
+# bench_pending, the catalog's listing of blocks to materialize when there
+# are none, from the first block and from a recent insert time. Timing
 # never makes it fail; wrong row counts, a crash or a build error do.
 #
 #   bench/run-lake.sh            (from anywhere; BUILD=dir to change build/)
@@ -20,9 +22,11 @@ build=${BUILD:-build}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 cmake -S . -B "$build" >/dev/null || exit 1
-cmake --build "$build" -j "$jobs" --target bench_lake >/dev/null || {
+cmake --build "$build" -j "$jobs" --target bench_lake bench_pending \
+  >/dev/null || {
   echo "bench: build failed" >&2
-  cmake --build "$build" -j 1 --target bench_lake 2>&1 | tail -30 >&2
+  cmake --build "$build" -j 1 --target bench_lake bench_pending 2>&1 |
+    tail -30 >&2
   exit 1
 }
 
@@ -43,6 +47,10 @@ fi
 echo "#### lakehouse (bench_lake ${args[*]})"
 "$build/bench/bench_lake" "${args[@]}"
 status=$?
+echo
+pargs=()
+[ -n "${BENCH_DIR:-}" ] && pargs+=(--dir "$BENCH_DIR")
+"$build/bench/bench_pending" "${pargs[@]}" || status=1
 
 if [ -n "$perfdir" ]; then
   for f in "$perfdir"/*.data; do

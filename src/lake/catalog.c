@@ -176,6 +176,7 @@ static int cmp_i64(const void *a, const void *b) {
 int tl_catalog_blocks_to_materialize(tl_catalog *c, const char *view_name,
                                      const char *instance, int scope,
                                      const char *stream_tag,
+                                     int64_t min_insert_time,
                                      int64_t max_insert_time, unsigned limit,
                                      tl_catalog_block *out, unsigned *n) {
   *n = 0;
@@ -208,8 +209,8 @@ int tl_catalog_blocks_to_materialize(tl_catalog *c, const char *view_name,
     rc = tl__catalog_fail(rc, "stream tag too long");
   else
     rc = c->ops->blocks_to_materialize(c, view_name, instance, scope,
-                                       (const char *)tag.p, max_insert_time,
-                                       limit, out, n);
+                                       (const char *)tag.p, min_insert_time,
+                                       max_insert_time, limit, out, n);
   tl_bytes_free(&tag);
   return rc;
 }

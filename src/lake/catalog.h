@@ -170,7 +170,9 @@ enum {
 
 /* Lists the blocks still to materialize into view instance (`view_name`,
  * `instance`): blocks of streams whose tags contain `stream_tag` (an element
- * equal byte for byte), with insert_time <= `max_insert_time`, that no
+ * equal byte for byte), with `min_insert_time` <= insert_time <=
+ * `max_insert_time` (INT64_MIN: no lower bound; a bound spares scanning
+ * every block ever materialized, through the insert_time index), that no
  * partition of that view instance holds yet (partition_blocks), oldest
  * insert first (ties in insert order), at most `limit` of them into
  * out[0..*n). `scope` restricts the blocks: TL_SCOPE_ALL takes every
@@ -182,6 +184,7 @@ enum {
 int tl_catalog_blocks_to_materialize(tl_catalog *c, const char *view_name,
                                      const char *instance, int scope,
                                      const char *stream_tag,
+                                     int64_t min_insert_time,
                                      int64_t max_insert_time, unsigned limit,
                                      tl_catalog_block *out, unsigned *n);
 

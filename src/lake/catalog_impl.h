@@ -48,9 +48,9 @@ typedef struct tl_catalog_ops {
    * (which neither decodes faithfully) matches only itself. */
   int (*blocks_to_materialize)(tl_catalog *c, const char *view_name,
                                const char *instance, int scope,
-                               const char *tag_json, int64_t max_insert_time,
-                               unsigned limit, tl_catalog_block *out,
-                               unsigned *n);
+                               const char *tag_json, int64_t min_insert_time,
+                               int64_t max_insert_time, unsigned limit,
+                               tl_catalog_block *out, unsigned *n);
   int (*add_partition)(tl_catalog *c, tl_partition *p,
                        const uint8_t (*block_ids)[16], unsigned nblocks);
   int (*list_partitions)(tl_catalog *c, const char *view_name,

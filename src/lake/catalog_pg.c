@@ -73,13 +73,14 @@ enum {
  * it once per block, turning 100 ms into seconds. */
 #define TODO_SQL(scope)                                                        \
   "SELECT " B_BLOCK_COLUMNS " FROM blocks b JOIN streams s ON "                \
-  "s.stream_id = b.stream_id WHERE b.insert_time <= $1 " scope                 \
+  "s.stream_id = b.stream_id WHERE b.insert_time <= $1 AND "                   \
+  "b.insert_time >= $7 " scope                                                 \
   " AND EXISTS (SELECT 1 FROM json_array_elements(s.tags::json) t "            \
   "WHERE t::text = $3) AND NOT EXISTS (SELECT 1 FROM partition_blocks pb "     \
   "WHERE pb.view_name = $4 AND pb.instance = $5 AND "                          \
   "pb.block_id = b.block_id OFFSET 0) ORDER BY b.insert_time, b.seq LIMIT $6"
 #define TODO_TYPES                                                             \
-  { OID_INT8, OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8 }
+  { OID_INT8, OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8, OID_INT8 }
 
 static const struct {
   const char *sql;
@@ -148,9 +149,9 @@ static const struct {
                    "SELECT " BLOCK_COLUMNS " FROM gone ORDER BY end_time",
                    2,
                    {OID_INT8, OID_INT8}},
-    [ST_TODO_ALL] = {TODO_SQL(""), 6, TODO_TYPES},
-    [ST_TODO_PROCESS] = {TODO_SQL("AND b.process_id = $2"), 6, TODO_TYPES},
-    [ST_TODO_STREAM] = {TODO_SQL("AND b.stream_id = $2"), 6, TODO_TYPES},
+    [ST_TODO_ALL] = {TODO_SQL(""), 7, TODO_TYPES},
+    [ST_TODO_PROCESS] = {TODO_SQL("AND b.process_id = $2"), 7, TODO_TYPES},
+    [ST_TODO_STREAM] = {TODO_SQL("AND b.stream_id = $2"), 7, TODO_TYPES},
     [ST_PART_BY_FILE] = {"SELECT " PART_COLUMNS " FROM partitions "
                          "WHERE file = $1",
                          1,
@@ -1053,6 +1054,7 @@ static void read_part_row(const PGresult *r, int row, tl_partition *p) {
 static int pg_blocks_to_materialize(tl_catalog *cat, const char *view_name,
                                     const char *instance, int scope,
                                     const char *tag_json,
+                                    int64_t min_insert_time,
                                     int64_t max_insert_time, unsigned limit,
                                     tl_catalog_block *out, unsigned *n) {
   pg *p = cat->impl;
@@ -1070,6 +1072,7 @@ static int pg_blocks_to_materialize(tl_catalog *cat, const char *view_name,
   p_bytes(&ps, view_name, strlen(view_name));
   p_bytes(&ps, instance, strlen(instance));
   p_i64(&ps, limit);
+  p_i64(&ps, min_insert_time);
   int st = scope == TL_SCOPE_PROCESS  ? ST_TODO_PROCESS
            : scope == TL_SCOPE_STREAM ? ST_TODO_STREAM
                                       : ST_TODO_ALL;

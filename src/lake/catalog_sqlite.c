@@ -54,11 +54,12 @@ enum {
 
 /* Blocks still to materialize into a view instance: ?1 max insert time,
  * ?2 the process or stream id, ?3 the tag as JSON text, ?4 view, ?5
- * instance, ?6 limit. tl_has_tag compares JSON text (see has_tag). */
+ * instance, ?6 limit, ?7 min insert time. tl_has_tag compares JSON text
+ * (see has_tag). */
 #define PENDING_SQL(scope)                                                     \
   "SELECT " B_BLOCK_COLUMNS " FROM blocks b JOIN streams s ON "                \
-  "s.stream_id = b.stream_id WHERE b.insert_time <= ?1 " scope                 \
-  " AND tl_has_tag(s.tags, ?3)"                                                \
+  "s.stream_id = b.stream_id WHERE b.insert_time <= ?1 AND "                   \
+  "b.insert_time >= ?7 " scope " AND tl_has_tag(s.tags, ?3)"                   \
   " AND NOT EXISTS (SELECT 1 FROM partition_blocks pb WHERE "                  \
   "pb.view_name = ?4 AND pb.instance = ?5 AND pb.block_id = b.block_id)"       \
   " ORDER BY b.insert_time, b.rowid LIMIT ?6"
@@ -949,6 +950,7 @@ static int sq_foreach_stream(tl_catalog *cat,
 static int sq_blocks_to_materialize(tl_catalog *cat, const char *view_name,
                                     const char *instance, int scope,
                                     const char *tag_json,
+                                    int64_t min_insert_time,
                                     int64_t max_insert_time, unsigned limit,
                                     tl_catalog_block *out, unsigned *n) {
   sq *s = cat->impl;
@@ -963,6 +965,7 @@ static int sq_blocks_to_materialize(tl_catalog *cat, const char *view_name,
   sqlite3_bind_text(st, 4, view_name, -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(st, 5, instance, -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(st, 6, limit);
+  sqlite3_bind_int64(st, 7, min_insert_time);
   unsigned got = 0;
   int step = SQLITE_DONE, rc = 0;
   while (got < limit && (step = sqlite3_step(st)) == SQLITE_ROW)

@@ -24,6 +24,7 @@ struct tl_lake {
    * materialization), so that sessions queued behind one materialization
    * do not each run another. */
   int64_t done_through[2];
+  uint64_t full_scan_at[2]; /* tl_mono_ns of the last scan of every block */
   _Atomic bool interrupted; /* stop materializing: the server is stopping */
   /* The batch being materialized, for the table function that decodes it
    * (lake.c): set under job_mu for the duration of its COPY, and only the
@@ -89,6 +90,14 @@ enum {
   TL_NVIEWS = 4
 };
 _Static_assert(TL_NVIEWS_GLOBAL == 2, "tl_lake.done_through has one per view");
+
+/* Materializing a global view lists the blocks inserted since its last
+ * complete materialization less TL_SCAN_MARGIN_NS (a block's insert time
+ * is stamped when its request arrives, and it is committed within the
+ * request's deadline, 30 s), and every TL_FULL_SCAN_NS every block not yet
+ * materialized. */
+#define TL_SCAN_MARGIN_NS ((int64_t)300 * 1000000000)
+#define TL_FULL_SCAN_NS ((uint64_t)600 * 1000000000)
 extern const tl_view_def tl__views[TL_NVIEWS];
 
 /* Registers the materializer's table function with the lake's database

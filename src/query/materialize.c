@@ -1209,20 +1209,22 @@ static int copy_batch(tl_lake *l, tl_mat_job *j, const char *tmp, char *err,
   return rc;
 }
 
-/* Materializes one batch of blocks of view `v`. *more tells whether a full
- * batch was found (call again). */
+/* Materializes one batch of blocks of view `v` inserted in [from,
+ * max_insert_time]. *more tells whether a full batch was found (call
+ * again). */
 static int materialize_batch(tl_lake *l, int view, const char *instance,
-                             int64_t max_insert_time, tl_materialize_stats *st,
-                             bool *more, char *err, size_t errcap) {
+                             int64_t from, int64_t max_insert_time,
+                             tl_materialize_stats *st, bool *more, char *err,
+                             size_t errcap) {
   const tl_view_def *v = &tl__views[view];
   *more = false;
   tl_catalog_block *blocks = calloc(BATCH_BLOCKS, sizeof *blocks);
   if (!blocks)
     return tl__lake_fail(err, errcap, "out of memory");
   unsigned n = 0;
-  int rc = tl_catalog_blocks_to_materialize(l->cat, v->name, instance, v->scope,
-                                            v->stream_tag, max_insert_time,
-                                            BATCH_BLOCKS, blocks, &n);
+  int rc = tl_catalog_blocks_to_materialize(
+      l->cat, v->name, instance, v->scope, v->stream_tag, from, max_insert_time,
+      BATCH_BLOCKS, blocks, &n);
   if (rc) {
     free(blocks);
     return tl__lake_fail(err, errcap, "catalog: %s", tl_catalog_errmsg(l->cat));
@@ -1370,12 +1372,26 @@ int tl__lake_materialize_view(tl_lake *l, int view, const char *instance,
     pthread_mutex_unlock(&l->mu);
     return 0;
   }
+  /* What was inserted before the last complete materialization (less a
+   * margin) is in partitions: the catalog need not walk it again, which
+   * would cost every call time in proportion to every block ever stored.
+   * A full scan now and then finds any block inserted late with an older
+   * insert time (a server whose clock lags). */
+  uint64_t started = tl_mono_ns();
+  int64_t from = INT64_MIN;
+  if (global && l->done_through[view] &&
+      started - l->full_scan_at[view] < TL_FULL_SCAN_NS)
+    from = l->done_through[view] - TL_SCAN_MARGIN_NS;
   bool more = true;
   while (more && !rc && !atomic_load(&l->interrupted))
-    rc = materialize_batch(l, view, instance, max_insert_time, st, &more, err,
-                           errcap);
-  if (global && !rc && !more && l->done_through[view] < max_insert_time)
-    l->done_through[view] = max_insert_time;
+    rc = materialize_batch(l, view, instance, from, max_insert_time, st, &more,
+                           err, errcap);
+  if (global && !rc && !more) {
+    if (l->done_through[view] < max_insert_time)
+      l->done_through[view] = max_insert_time;
+    if (from == INT64_MIN)
+      l->full_scan_at[view] = started;
+  }
   pthread_mutex_unlock(&l->mu);
   return rc;
 }

@@ -1180,8 +1180,8 @@ static unsigned todo(tl_catalog *c, const char *view, const char *inst,
   tl_catalog_block got[64];
   unsigned n = 99;
   CHECK(limit <= 64);
-  int rc = tl_catalog_blocks_to_materialize(c, view, inst, scope, tag,
-                                            max_insert, limit, got, &n);
+  int rc = tl_catalog_blocks_to_materialize(
+      c, view, inst, scope, tag, INT64_MIN, max_insert, limit, got, &n);
   if (rc)
     FAILF("blocks_to_materialize: %s: %s", tl_errname(rc),
           tl_catalog_errmsg(c));
@@ -1321,6 +1321,21 @@ TEST(blocks_to_materialize_filters) {
   CHECK_LIST(got, n, 1, 6, 5);
   n = todo(w.c, "log_entries", "global", TL_SCOPE_ALL, "log", 99, 10, got, all);
   CHECK_EQ(n, 0);
+  /* A lower bound on the insert time, inclusive too. */
+  tl_catalog_block since[10];
+  CHECK_EQ(tl_catalog_blocks_to_materialize(w.c, "log_entries", "global",
+                                            TL_SCOPE_ALL, "log", 150, 1000, 10,
+                                            since, &n),
+           0);
+  CHECK_EQ(n, 3);
+  CHECK_EQ(block_number(&since[0]), 5);
+  CHECK_EQ(block_number(&since[1]), 4);
+  CHECK_EQ(block_number(&since[2]), 3);
+  CHECK_EQ(tl_catalog_blocks_to_materialize(w.c, "log_entries", "global",
+                                            TL_SCOPE_ALL, "log", 301, 1000, 10,
+                                            since, &n),
+           0);
+  CHECK_EQ(n, 0);
   n = todo(w.c, "log_entries", "global", TL_SCOPE_ALL, "log", 1000, 2, got,
            all);
   CHECK_LIST(got, n, 1, 6);
@@ -1412,8 +1427,8 @@ TEST(blocks_to_materialize_filters) {
   for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     n = 5;
     int rc = tl_catalog_blocks_to_materialize(w.c, bad[i].view, bad[i].inst,
-                                              bad[i].scope, bad[i].tag, 1000, 4,
-                                              out, &n);
+                                              bad[i].scope, bad[i].tag, 0, 1000,
+                                              4, out, &n);
     if (rc != TL_EINVAL || n != 0)
       FAILF("bad call %u: %s, n=%u", i, tl_errname(rc), n);
   }

@@ -212,7 +212,8 @@ static unsigned pending(tl_catalog *cat, const char *view, const char *tag) {
   static tl_catalog_block out[1000];
   unsigned n = 0;
   CHECK_EQ(tl_catalog_blocks_to_materialize(cat, view, "global", TL_SCOPE_ALL,
-                                            tag, INT64_MAX, 1000, out, &n),
+                                            tag, INT64_MIN, INT64_MAX, 1000,
+                                            out, &n),
            0);
   return n;
 }
@@ -722,8 +723,8 @@ TEST(serve_materializes_and_merges_without_queries) {
     for (;;) {
       unsigned n = 0;
       CHECK_EQ(tl_catalog_blocks_to_materialize(cat, "log_entries", "global",
-                                                TL_SCOPE_ALL, "log", INT64_MAX,
-                                                1000, out, &n),
+                                                TL_SCOPE_ALL, "log", INT64_MIN,
+                                                INT64_MAX, 1000, out, &n),
                0);
       if (!block_pending(out, n, ids[i]))
         break;
@@ -860,8 +861,8 @@ TEST(freshness_figure) {
             FRESH_BLOCKS);
     unsigned n = 0;
     CHECK_EQ(tl_catalog_blocks_to_materialize(cat, "log_entries", "global",
-                                              TL_SCOPE_ALL, "log", INT64_MAX,
-                                              1000, out, &n),
+                                              TL_SCOPE_ALL, "log", INT64_MIN,
+                                              INT64_MAX, 1000, out, &n),
              0);
     uint64_t now = th_now_ms();
     pthread_mutex_lock(&f.mu);
