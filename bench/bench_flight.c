@@ -229,6 +229,71 @@ static double proc_threads_cpu_s(pid_t pid, const char *comm,
   return sum;
 }
 
+/* CPU seconds of each thread of `pid` named `comm`, from the scheduler's
+ * own count (/proc/PID/task/TID/sched, se.sum_exec_runtime: nanoseconds,
+ * where stat counts 10 ms ticks). A sample is a list of (thread, seconds),
+ * so that the CPU spent between two samples counts only threads alive in
+ * the second one, each from its value in the first (0 if it was not
+ * there): a thread that retires in between takes nothing away. */
+typedef struct thread_cpu {
+  int tid;
+  double s;
+} thread_cpu;
+
+typedef struct cpu_sample {
+  thread_cpu t[512];
+  unsigned n;
+} cpu_sample;
+
+static void threads_sample(pid_t pid, const char *comm, cpu_sample *out) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+  out->n = 0;
+  DIR *d = opendir(path);
+  struct dirent *e;
+  while (d && (e = readdir(d)) && out->n < 512) {
+    if (e->d_name[0] == '.')
+      continue;
+    char fp[400], name[64] = "", line[256];
+    snprintf(fp, sizeof fp, "%s/%s/comm", path, e->d_name);
+    FILE *f = fopen(fp, "r");
+    if (!f)
+      continue;
+    if (fgets(name, sizeof name, f))
+      name[strcspn(name, "\n")] = 0;
+    fclose(f);
+    if (strcmp(name, comm))
+      continue;
+    snprintf(fp, sizeof fp, "%s/%s/sched", path, e->d_name);
+    if (!(f = fopen(fp, "r")))
+      continue;
+    double ms = -1;
+    while (fgets(line, sizeof line, f))
+      if (!strncmp(line, "se.sum_exec_runtime", 19)) {
+        const char *colon = strchr(line, ':');
+        ms = colon ? strtod(colon + 1, NULL) : -1;
+        break;
+      }
+    fclose(f);
+    if (ms >= 0)
+      out->t[out->n++] = (thread_cpu){atoi(e->d_name), ms / 1e3};
+  }
+  if (d)
+    closedir(d);
+}
+
+static double threads_cpu_between(const cpu_sample *a, const cpu_sample *b) {
+  double sum = 0;
+  for (unsigned i = 0; i < b->n; i++) {
+    double before = 0;
+    for (unsigned j = 0; j < a->n; j++)
+      if (a->t[j].tid == b->t[i].tid)
+        before = a->t[j].s;
+    sum += b->t[i].s - before;
+  }
+  return sum;
+}
+
 /* Partitions of the global log_entries view in the lake under `data` (its
  * SQLite catalog, read beside the server), or -1. */
 static int add_one(void *ctx, const tl_partition *p) {
@@ -1440,7 +1505,9 @@ typedef struct overhead_result {
   double diff_us;                                        /* p50 on - off */
   double round_diff_med, round_diff_min, round_diff_max; /* us */
   double round_diff_lo, round_diff_hi; /* 95% CI of the median, us */
-  double cpu_on_us, cpu_off_us;        /* server CPU per query */
+  /* CPU per query of the threads serving the calls (tl-fsql-worker), us */
+  double workers_on_us, workers_off_us;
+  double cpu_on_us, cpu_off_us; /* server CPU per query */
   /* Of the server with self-telemetry: CPU of its flusher (encoding and
    * storing its own blocks) and maintenance thread per query, its threads,
    * and the blocks of its own telemetry stored meanwhile (per second). */
@@ -1471,6 +1538,9 @@ static int phase_overhead(const opts *o, const server *on, const server *off,
   snprintf(pname, sizeof pname, "overhead_%s",
            when[0] == 'f' ? "fresh" : "loaded");
   pid_t perf = perf_start(o, on, pname);
+  static cpu_sample w0s[2], w1s[2];
+  for (int k = 0; k < 2; k++)
+    threads_sample(s[k]->pid, "tl-fsql-worker", &w0s[k]);
   double fl0 = proc_threads_cpu_s(on->pid, "tl-flusher", NULL);
   double mt0 = proc_threads_cpu_s(on->pid, "tl-maintain", NULL);
   int64_t w0 = wall_ns();
@@ -1491,6 +1561,10 @@ static int phase_overhead(const opts *o, const server *on, const server *off,
   }
   r->seconds = (double)(bench_mono_ns() - t0) / 1e9;
   int64_t w1 = wall_ns();
+  for (int k = 0; k < 2; k++)
+    threads_sample(s[k]->pid, "tl-fsql-worker", &w1s[k]);
+  r->workers_on_us = threads_cpu_between(&w0s[0], &w1s[0]) / total * 1e6;
+  r->workers_off_us = threads_cpu_between(&w0s[1], &w1s[1]) / total * 1e6;
   r->flusher_us =
       (proc_threads_cpu_s(on->pid, "tl-flusher", NULL) - fl0) / total * 1e6;
   r->maintain_us =
@@ -1551,6 +1625,10 @@ static void print_overhead(const opts *o, const overhead_result *r) {
          "CPU %+.1f us/query\n",
          r->diff_us, r->round_diff_med, r->round_diff_lo, r->round_diff_hi,
          r->round_diff_min, r->round_diff_max, r->cpu_on_us - r->cpu_off_us);
+  printf("  CPU per query of the threads serving the calls (tl-fsql-worker, "
+         "ns-precise): %.2f us with, %.2f us without: %+.2f us\n",
+         r->workers_on_us, r->workers_off_us,
+         r->workers_on_us - r->workers_off_us);
   printf("  with self-telemetry: its flusher %.1f us and maintenance thread "
          "%.1f us of CPU per query; %.0f blocks of its own telemetry stored "
          "per second (%.0f streams), %u threads\n",
@@ -1570,13 +1648,14 @@ static void print_overhead(const opts *o, const overhead_result *r) {
                "round_diff_ci_hi_us=%.2f round_diff_min_us=%.2f "
                "round_diff_max_us=%.2f cpu_on_us=%.2f cpu_off_us=%.2f "
                "flusher_us=%.2f maintain_us=%.2f blocks_per_s=%.1f "
-               "streams=%.0f threads=%u target=diff<=%.0fus verdict=%s",
+               "streams=%.0f threads=%u workers_on_us=%.3f "
+               "workers_off_us=%.3f target=diff<=%.0fus verdict=%s",
                r->when[0] == 'f' ? "fresh" : "loaded", r->rounds, o->block,
                r->on.p50, r->off.p50, r->diff_us, r->round_diff_med,
                r->round_diff_lo, r->round_diff_hi, r->round_diff_min,
                r->round_diff_max, r->cpu_on_us, r->cpu_off_us, r->flusher_us,
                r->maintain_us, r->blocks_per_s, r->streams, r->threads,
-               TARGET_OVERHEAD_US, v);
+               r->workers_on_us, r->workers_off_us, TARGET_OVERHEAD_US, v);
 }
 
 /* ---- 6. The instrumentation alone, in this process ---------------------- */

@@ -611,6 +611,7 @@ static bool wait_for_call(tl_flight_server *s, worker *w) {
 static void *worker_main(void *arg) {
   worker *w = arg;
   tl_flight_server *s = w->srv;
+  pthread_setname_np(pthread_self(), "tl-fsql-worker");
   pthread_mutex_lock(&s->mu);
   for (;;) {
     if (!w->call && s->head) {
@@ -746,6 +747,7 @@ static int request_slot(tl_flight_server *s, accept_slot *slot) {
 
 static void *acceptor_main(void *arg) {
   tl_flight_server *s = arg;
+  pthread_setname_np(pthread_self(), "tl-fsql-accept");
   int64_t last_tick = 0;
   for (;;) {
     grpc_event ev = grpc_completion_queue_next(
