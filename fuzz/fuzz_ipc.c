@@ -27,21 +27,20 @@ static int render(const struct ArrowSchema *s, const struct ArrowArray *a,
   return tl_arrow_value_text(s, a, col, row, b, is_null);
 }
 
-/* The re-decoded batch must hold the same values as the first one. */
-static int compare(void *c, const struct ArrowArray *a) {
-  ctx *x = c;
-  const struct ArrowArray *f = x->first;
-  if (a->length != f->length || a->n_children != f->n_children)
+/* Both batches hold the same values (as far as MAX_CELLS). */
+static void same_batch(const struct ArrowSchema *s, const struct ArrowArray *x,
+                       const struct ArrowArray *y) {
+  if (x->length != y->length || x->n_children != y->n_children)
     __builtin_trap();
   tl_bytes b1, b2;
   tl_bytes_init(&b1, 1 << 16);
   tl_bytes_init(&b2, 1 << 16);
   int64_t cells = 0;
-  for (int64_t col = 0; col < a->n_children; col++)
-    for (int64_t row = 0; row < a->length && cells < MAX_CELLS; row++) {
+  for (int64_t col = 0; col < x->n_children; col++)
+    for (int64_t row = 0; row < x->length && cells < MAX_CELLS; row++) {
       bool n1, n2;
-      int r1 = render(x->schema, f, col, row, &b1, &n1);
-      int r2 = render(x->schema, a, col, row, &b2, &n2);
+      int r1 = render(s, x, col, row, &b1, &n1);
+      int r2 = render(s, y, col, row, &b2, &n2);
       if (r1 != r2 || n1 != n2 || b1.len != b2.len ||
           (b1.len && memcmp(b1.p, b2.p, b1.len)))
         __builtin_trap();
@@ -49,6 +48,12 @@ static int compare(void *c, const struct ArrowArray *a) {
     }
   tl_bytes_free(&b1);
   tl_bytes_free(&b2);
+}
+
+/* The re-decoded batch must hold the same values as the first one. */
+static int compare(void *c, const struct ArrowArray *a) {
+  ctx *x = c;
+  same_batch(x->schema, x->first, a);
   return 0;
 }
 
@@ -89,29 +94,6 @@ static uint32_t rnd(uint64_t *s) {
   *s ^= *s << 25;
   *s ^= *s >> 27;
   return (uint32_t)((*s * 0x2545F4914F6CDD1DULL) >> 32);
-}
-
-/* Both batches hold the same values (as far as MAX_CELLS). */
-static void same_batch(const struct ArrowSchema *s, const struct ArrowArray *x,
-                       const struct ArrowArray *y) {
-  if (x->length != y->length || x->n_children != y->n_children)
-    __builtin_trap();
-  tl_bytes b1, b2;
-  tl_bytes_init(&b1, 1 << 16);
-  tl_bytes_init(&b2, 1 << 16);
-  int64_t cells = 0;
-  for (int64_t col = 0; col < x->n_children; col++)
-    for (int64_t row = 0; row < x->length && cells < MAX_CELLS; row++) {
-      bool n1, n2;
-      int r1 = render(s, x, col, row, &b1, &n1);
-      int r2 = render(s, y, col, row, &b2, &n2);
-      if (r1 != r2 || n1 != n2 || b1.len != b2.len ||
-          (b1.len && memcmp(b1.p, b2.p, b1.len)))
-        __builtin_trap();
-      cells++;
-    }
-  tl_bytes_free(&b1);
-  tl_bytes_free(&b2);
 }
 
 /* A body cut into pieces, each in its own allocation so that the
