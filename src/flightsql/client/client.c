@@ -215,10 +215,12 @@ static int call_start(tl_fc *c, fcall *f, const char *method,
     add_md(f, "limit", buf);
   }
 
-  /* The status is asked for before anything is sent: a server may answer
-   * at once with a status alone (Trailers-Only, e.g. UNAUTHENTICATED), and
-   * this gRPC (1.51) then never completes a status batch started after
-   * that answer was read, which left the call waiting for its deadline. */
+  /* The status is asked for before anything is sent, so that an answer
+   * that is a status alone (Trailers-Only, e.g. UNAUTHENTICATED) always
+   * finds the op waiting. (A call still hung until its deadline now and
+   * then when the server answered before reading the request and reset
+   * the stream: the server now reads it first, see absorb_request in
+   * server.c.) */
   grpc_op ops[1];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
