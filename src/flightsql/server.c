@@ -726,7 +726,10 @@ static void dispatch(tl_flight_server *s, tl_fcall *c) {
     gone = next;
   }
   if (refused) {
-    tl__call_finish(c, GRPC_STATUS_UNAVAILABLE, "%s", refused);
+    tl__call_finish(c,
+                    atomic_load(&s->stopping) ? GRPC_STATUS_UNAVAILABLE
+                                              : GRPC_STATUS_RESOURCE_EXHAUSTED,
+                    "%s", refused);
     call_free(c);
   }
 }
