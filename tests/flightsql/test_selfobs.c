@@ -430,14 +430,18 @@ TEST(every_query_is_observed) {
                     "make_session_context:1:11|1|1|0\n"));
   free(got);
 
-  /* Worker threads have thread spans (session, planning, execution). */
+  /* Worker threads (streams named after them) have thread spans
+   * (session, planning, execution). */
   snprintf(sql, sizeof sql,
            "SELECT count(DISTINCT stream_id) FROM streams WHERE process_id = "
            "'%s'",
            pid);
   CHECK(must_int(c, sql) >= 2);
   char *streams = must(c, "SELECT stream_id FROM streams WHERE process_id = "
-                          "(SELECT DISTINCT process_id FROM query_log)");
+                          "(SELECT DISTINCT process_id FROM query_log) AND "
+                          "list_contains(properties, {'key': 'thread-name', "
+                          "'value': 'tl-fsql-worker'})");
+  CHECK(streams[0] != 0);
   int with_spans = 0;
   for (char *line = streams; *line;) {
     char *nl = strchr(line, '\n');
