@@ -37,6 +37,10 @@ static void usage(FILE *o) {
          "                      127.0.0.1:50051; port 0 picks a free port;\n"
          "                      'off': no query service)\n"
          "  --tls-cert FILE, --tls-key FILE  serve Flight SQL over TLS\n"
+         "  --flight-max-calls N  Flight SQL calls served at once; more\n"
+         "                      wait for a free worker (default 256)\n"
+         "  --flight-worker-idle SEC  a worker idle this long exits, down\n"
+         "                      to 4 (default 30)\n"
          "  --query-memory BYTES  memory DuckDB may use for queries and\n"
          "                      materialization; beyond it they spill to disk\n"
          "                      or fail (default: a quarter of RAM, 256m..4g)\n"
@@ -118,6 +122,7 @@ int tl_app_serve(int argc, char **argv) {
   mo.merge.grace_ns = -1; /* the default */
   bool self_telemetry = true;
   tl_lake_opts lo = {0};
+  unsigned max_calls = 0, worker_idle_s = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -155,6 +160,18 @@ int tl_app_serve(int argc, char **argv) {
         fprintf(stderr, "tracelake serve: bad --max-body %s\n", v);
         return 2;
       }
+    } else if (!strcmp(a, "--flight-max-calls") ||
+               !strcmp(a, "--flight-worker-idle")) {
+      char *end;
+      unsigned long n = strtoul(v, &end, 10);
+      if (*end || end == v || n < 1 || n > 100000) {
+        fprintf(stderr, "tracelake serve: %s must be 1..100000\n", a);
+        return 2;
+      }
+      if (!strcmp(a, "--flight-max-calls"))
+        max_calls = (unsigned)n;
+      else
+        worker_idle_s = (unsigned)n;
     } else if (!strcmp(a, "--query-memory")) {
       size_t m;
       if (tl_app_parse_bytes(v, &m) || m < ((size_t)64 << 20)) {
@@ -265,6 +282,8 @@ int tl_app_serve(int argc, char **argv) {
     fo.tls_key = tls_key;
     fo.keys = keys;
     fo.lake = lake;
+    fo.max_calls = max_calls;
+    fo.worker_idle_ms = worker_idle_s * 1000;
     if (tl_flight_start(&fsrv, &fo, err, sizeof err)) {
       fprintf(stderr, "tracelake serve: %s\n", err);
       goto out;

@@ -46,7 +46,7 @@ typedef struct queued {
  * stack: a call goes to the most recently idle one, so that a light load
  * keeps to a few threads (each thread that records telemetry is a stream
  * whose buffer the flusher stores as a block), and the workers idle the
- * longest retire after WORKER_IDLE_MS, down to WORKERS_KEPT. */
+ * longest retire after worker_idle_ms, down to WORKERS_KEPT. */
 typedef struct worker {
   tl_flight_server *srv;
   struct worker *next_idle; /* the idle stack, under mu */
@@ -57,7 +57,6 @@ typedef struct worker {
   bool exited;    /* retired: to be joined */
 } worker;
 
-#define WORKER_IDLE_MS 30000
 #define WORKERS_KEPT 4
 
 struct tl_flight_server {
@@ -67,6 +66,7 @@ struct tl_flight_server {
   const tl_keyring *keys;
   tl_fsql *fs;
   unsigned max_calls;
+  unsigned worker_idle_ms;
   pthread_t acceptor;
   bool acceptor_started;
   accept_slot slots[PENDING_ACCEPTS];
@@ -587,14 +587,19 @@ static void serve(tl_fcall *c) {
 }
 
 /* Waits, idle, until a call is handed over, the server stops or
- * WORKER_IDLE_MS pass. Called and returns with mu held; true if a call was
+ * worker_idle_ms pass. Called and returns with mu held; true if a call was
  * handed over. */
 static bool wait_for_call(tl_flight_server *s, worker *w) {
   w->next_idle = s->idle_top;
   s->idle_top = w;
   struct timespec until;
   clock_gettime(CLOCK_MONOTONIC, &until);
-  until.tv_sec += WORKER_IDLE_MS / 1000;
+  until.tv_sec += s->worker_idle_ms / 1000;
+  until.tv_nsec += (long)(s->worker_idle_ms % 1000) * 1000000;
+  if (until.tv_nsec >= 1000000000) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000;
+  }
   while (!w->call && !atomic_load(&s->stopping))
     if (pthread_cond_timedwait(&w->cv, &s->mu, &until) == ETIMEDOUT)
       break;
@@ -840,6 +845,7 @@ int tl_flight_start(tl_flight_server **out, const tl_flight_opts *o, char *err,
   }
   s->keys = o->keys;
   s->max_calls = o->max_calls ? o->max_calls : 256;
+  s->worker_idle_ms = o->worker_idle_ms ? o->worker_idle_ms : 30000;
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->idle_cv, NULL);
   pthread_mutex_init(&s->token_mu, NULL);

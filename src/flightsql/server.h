@@ -18,8 +18,10 @@ typedef struct tl_flight_opts {
   /* Borrowed; NULL: no authentication. With keys, every call needs
    * `authorization: Bearer <key>` or a token from Handshake. */
   const tl_keyring *keys;
-  tl_lake *lake;        /* borrowed; must outlive the server */
-  unsigned max_calls;   /* calls served at once; 0: 256 */
+  tl_lake *lake;      /* borrowed; must outlive the server */
+  unsigned max_calls; /* calls served at once; 0: 256 */
+  /* A worker idle this long retires (down to 4 workers); 0: 30 s. */
+  unsigned worker_idle_ms;
   size_t max_sql_bytes; /* 0: 1 MiB */
 } tl_flight_opts;
 

@@ -8,6 +8,7 @@
  * async span tree per query with the right children, parents and depths,
  * a query_log row per query agreeing with the metrics, thread spans of
  * the worker threads, and no event dropped before tl_init. */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -514,6 +515,61 @@ TEST(queries_in_turn_stay_on_few_workers) {
   CHECK_EQ(turn_queries, 40);
   CHECK(burst_workers >= 4);
   CHECK(turn_workers <= 3);
+  tl_fc_close(c);
+  CHECK_EQ(th_server_stop(&srv, 15, 20000), 0);
+}
+
+/* Threads of the server named `name`. */
+static int threads_named(pid_t pid, const char *name) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+  DIR *d = opendir(path);
+  int n = 0;
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    char fp[400], comm[64] = "";
+    snprintf(fp, sizeof fp, "%s/%s/comm", path, e->d_name);
+    FILE *f = e->d_name[0] == '.' ? NULL : fopen(fp, "r");
+    if (!f)
+      continue;
+    if (fgets(comm, sizeof comm, f))
+      comm[strcspn(comm, "\n")] = 0;
+    fclose(f);
+    n += strcmp(comm, name) == 0;
+  }
+  if (d)
+    closedir(d);
+  return n;
+}
+
+static void *long_query(void *arg) {
+  (void)arg;
+  tl_fc *c = client();
+  free(must(c, "SELECT count(*) AS burst FROM range(100000000)"));
+  tl_fc_close(c);
+  return NULL;
+}
+
+/* No more workers than --flight-max-calls: further calls wait for one and
+ * succeed; workers idle for --flight-worker-idle retire, down to 4. */
+TEST(workers_are_capped_and_retire) {
+  const char *extra[] = {"--flight-max-calls", "6", "--flight-worker-idle", "1",
+                         NULL};
+  CHECK_EQ(th_server_start(&srv, th_path("data"), extra), 0);
+  pthread_t t[12];
+  for (int i = 0; i < 12; i++)
+    CHECK_EQ(pthread_create(&t[i], NULL, long_query, NULL), 0);
+  for (int i = 0; i < 12; i++)
+    pthread_join(t[i], NULL); /* every query succeeded (must) */
+  int busy = threads_named(srv.pid, "tl-fsql-worker");
+  printf("workers after 12 concurrent queries: %d\n", busy);
+  CHECK(busy >= 5 && busy <= 6);
+  th_sleep_ms(2500);
+  int left = threads_named(srv.pid, "tl-fsql-worker");
+  printf("workers after 2.5 s idle: %d\n", left);
+  CHECK_EQ(left, 4);
+  tl_fc *c = client();
+  CHECK_EQ(must_int(c, "SELECT 42"), 42);
   tl_fc_close(c);
   CHECK_EQ(th_server_stop(&srv, 15, 20000), 0);
 }

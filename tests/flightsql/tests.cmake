@@ -63,7 +63,8 @@ if(TL_HAVE_FLIGHT)
   add_dependencies(test_selfobs tracelake)
   foreach(t every_query_is_observed self_telemetry_can_be_turned_off
             querying_the_telemetry_does_not_cascade
-            queries_in_turn_stay_on_few_workers)
+            queries_in_turn_stay_on_few_workers
+            workers_are_capped_and_retire)
     add_test(NAME test_selfobs.${t} COMMAND test_selfobs ${t})
     set_tests_properties(test_selfobs.${t} PROPERTIES TIMEOUT 300
       LABELS flightsql ENVIRONMENT "TL_TEST_CATALOG=sqlite")
