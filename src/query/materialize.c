@@ -207,25 +207,13 @@ static const char *skip_ws(const char *p) {
  * dictionary is the ENUM's); read back, they are VARCHAR. */
 
 typedef struct str_set {
-  char **v;
-  size_t n, cap;
-  duckdb_logical_type type; /* ENUM of v[0..n) once sealed; NULL if empty */
+  tl_strs s;
+  duckdb_logical_type type; /* ENUM of s.v[0..s.n) once sealed; NULL if empty */
 } str_set;
 
-/* Adds a copy of s (clean, NUL-terminated). */
+/* Adds a copy of p (clean, NUL-terminated). */
 static int set_add(str_set *s, const char *p) {
-  if (s->n == s->cap) {
-    size_t cap = s->cap ? s->cap * 2 : 16;
-    char **v = realloc(s->v, cap * sizeof *v);
-    if (!v)
-      return TL_ENOMEM;
-    s->v = v;
-    s->cap = cap;
-  }
-  if (!(s->v[s->n] = strdup(p)))
-    return TL_ENOMEM;
-  s->n++;
-  return 0;
+  return tl_strs_add(&s->s, p);
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -234,18 +222,19 @@ static int cmp_str(const void *a, const void *b) {
 
 /* Sorts, removes duplicates and makes the ENUM type. */
 static int set_seal(str_set *s) {
-  if (!s->n)
+  tl_strs *l = &s->s;
+  if (!l->n)
     return 0;
-  qsort(s->v, s->n, sizeof *s->v, cmp_str);
+  qsort(l->v, l->n, sizeof *l->v, cmp_str);
   size_t k = 1;
-  for (size_t i = 1; i < s->n; i++) {
-    if (strcmp(s->v[i], s->v[k - 1]))
-      s->v[k++] = s->v[i];
+  for (size_t i = 1; i < l->n; i++) {
+    if (strcmp(l->v[i], l->v[k - 1]))
+      l->v[k++] = l->v[i];
     else
-      free(s->v[i]);
+      free(l->v[i]);
   }
-  s->n = k;
-  s->type = duckdb_create_enum_type((const char **)s->v, s->n);
+  l->n = k;
+  s->type = duckdb_create_enum_type((const char **)l->v, l->n);
   return s->type ? 0 : TL_ENOMEM;
 }
 
@@ -253,14 +242,13 @@ static int set_seal(str_set *s) {
 static duckdb_value set_value(const str_set *s, const char *p) {
   if (!p || !s->type)
     return NULL;
-  char **hit = bsearch(&p, s->v, s->n, sizeof *s->v, cmp_str);
-  return hit ? duckdb_create_enum_value(s->type, (uint64_t)(hit - s->v)) : NULL;
+  char **hit = bsearch(&p, s->s.v, s->s.n, sizeof *s->s.v, cmp_str);
+  return hit ? duckdb_create_enum_value(s->type, (uint64_t)(hit - s->s.v))
+             : NULL;
 }
 
 static void set_free(str_set *s) {
-  for (size_t i = 0; i < s->n; i++)
-    free(s->v[i]);
-  free(s->v);
+  tl_strs_free(&s->s);
   if (s->type)
     duckdb_destroy_logical_type(&s->type);
 }
@@ -960,46 +948,48 @@ static void put_constant(duckdb_vector v, duckdb_value x, idx_t n,
     duckdb_validity_set_row_invalid(valid, r);
 }
 
+/* The value a constant source (SRC_PID .. SRC_PPROPS) takes for the block
+ * being emitted: its ids and insert time, or its process's columns (NULL
+ * when the process is unknown). */
+static duckdb_value block_constant(const scan_local *lo, int s) {
+  const proc_info *pr = lo->proc;
+  switch (s) {
+  case SRC_PID:
+    return lo->pid;
+  case SRC_SID:
+    return lo->sid;
+  case SRC_BID:
+    return lo->bid;
+  case SRC_SID_TEXT:
+    return lo->sid_text;
+  case SRC_BID_TEXT:
+    return lo->bid_text;
+  case SRC_INSERT:
+    return lo->insert_time;
+  case SRC_EXE:
+    return pr ? pr->vexe : NULL;
+  case SRC_USER:
+    return pr ? pr->vuser : NULL;
+  case SRC_HOST:
+    return pr ? pr->vhost : NULL;
+  default: /* SRC_PPROPS */
+    return pr ? pr->vprops : NULL;
+  }
+}
+
 static void emit(scan_local *lo, duckdb_data_chunk out, size_t n) {
   tl_mat_job *j = lo->j;
   const row *rows = lo->rows + lo->pos;
   const uint8_t *src = SOURCES[j->view];
-  const proc_info *pr = lo->proc;
   for (int c = 0; c < j->v->ncols; c++) {
     duckdb_vector v = duckdb_data_chunk_get_vector(out, (idx_t)c);
     int s = src[c];
+    if (s <= SRC_PPROPS) {
+      put_constant(v, block_constant(lo, s), n, s == SRC_PPROPS);
+      continue;
+    }
     void *d = s >= SRC_I64 ? duckdb_vector_get_data(v) : NULL;
     switch (s) {
-    case SRC_PID:
-      put_constant(v, lo->pid, n, false);
-      break;
-    case SRC_SID:
-      put_constant(v, lo->sid, n, false);
-      break;
-    case SRC_BID:
-      put_constant(v, lo->bid, n, false);
-      break;
-    case SRC_SID_TEXT:
-      put_constant(v, lo->sid_text, n, false);
-      break;
-    case SRC_BID_TEXT:
-      put_constant(v, lo->bid_text, n, false);
-      break;
-    case SRC_INSERT:
-      put_constant(v, lo->insert_time, n, false);
-      break;
-    case SRC_EXE:
-      put_constant(v, pr ? pr->vexe : NULL, n, false);
-      break;
-    case SRC_USER:
-      put_constant(v, pr ? pr->vuser : NULL, n, false);
-      break;
-    case SRC_HOST:
-      put_constant(v, pr ? pr->vhost : NULL, n, false);
-      break;
-    case SRC_PPROPS:
-      put_constant(v, pr ? pr->vprops : NULL, n, true);
-      break;
     case SRC_DURATION: {
       int64_t *o = duckdb_vector_get_data(v);
       for (size_t r = 0; r < n; r++)
