@@ -62,20 +62,11 @@ typedef struct printer {
   bool *numeric, *boolean;
   size_t *width;
   /* table: every cell kept until the end to size the columns */
-  char **cells; /* row-major, NULL for null */
-  size_t ncells, cap;
+  tl_strs cells; /* row-major, NULL for null */
   atomic_uint_fast64_t rows;
   tl_bytes text;
   bool failed; /* out of memory */
 } printer;
-
-static char *dup_str(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *d = malloc(n);
-  if (d)
-    memcpy(d, s, n);
-  return d;
-}
 
 /* A JSON number as is; anything else (nan, inf) as a string. */
 static bool json_number(const char *v) {
@@ -102,7 +93,7 @@ static int on_schema(void *ctx, const struct ArrowSchema *schema) {
   pr->ncols = n;
   for (int64_t c = 0; c < n; c++) {
     const struct ArrowSchema *col = schema->children[c];
-    pr->names[c] = dup_str(col->name ? col->name : "");
+    pr->names[c] = strdup(col->name ? col->name : "");
     if (!pr->names[c])
       return TL_ENOMEM;
     pr->numeric[c] = tl_arrow_is_numeric(col);
@@ -121,19 +112,7 @@ static int on_schema(void *ctx, const struct ArrowSchema *schema) {
 }
 
 static int keep_cell(printer *pr, const char *v) {
-  if (pr->ncells == pr->cap) {
-    size_t ncap = pr->cap ? pr->cap * 2 : 1024;
-    char **n = realloc(pr->cells, ncap * sizeof *n);
-    if (!n)
-      return TL_ENOMEM;
-    pr->cells = n;
-    pr->cap = ncap;
-  }
-  char *d = NULL;
-  if (v && !(d = dup_str(v)))
-    return TL_ENOMEM;
-  pr->cells[pr->ncells++] = d;
-  return 0;
+  return tl_strs_add(&pr->cells, v);
 }
 
 static int on_batch(void *ctx, const struct ArrowSchema *schema,
@@ -206,7 +185,7 @@ static void print_table(printer *pr) {
   fputc('\n', o);
   for (uint64_t i = 0; i < nrows && pr->ncols; i++) {
     for (int64_t c = 0; c < pr->ncols; c++) {
-      const char *v = pr->cells[i * (uint64_t)pr->ncols + (uint64_t)c];
+      const char *v = pr->cells.v[i * (uint64_t)pr->ncols + (uint64_t)c];
       if (pr->numeric[c])
         fprintf(o, "%s%*s", c ? " | " : "", (int)pr->width[c], v ? v : "NULL");
       else
@@ -219,9 +198,7 @@ static void print_table(printer *pr) {
 }
 
 static void printer_free(printer *pr) {
-  for (size_t i = 0; i < pr->ncells; i++)
-    free(pr->cells[i]);
-  free(pr->cells);
+  tl_strs_free(&pr->cells);
   for (int64_t c = 0; pr->names && c < pr->ncols; c++)
     free(pr->names[c]);
   free(pr->names);

@@ -36,6 +36,17 @@ void tl_bytes_free(tl_bytes *b);
 /* Ensures room for `extra` more bytes. Returns 0, TL_ETOOBIG or TL_ENOMEM. */
 int tl_bytes_reserve(tl_bytes *b, size_t extra);
 int tl_bytes_append(tl_bytes *b, const void *p, size_t n);
+/* A growable array of owned C strings (an entry may be NULL).
+ * Zero-initialize before use. */
+typedef struct tl_strs {
+  char **v;
+  size_t n, cap;
+} tl_strs;
+/* Appends a copy of `s` (NULL: a NULL entry). Returns 0 or TL_ENOMEM. */
+int tl_strs_add(tl_strs *l, const char *s);
+/* Frees every entry and the array; the list is empty again. */
+void tl_strs_free(tl_strs *l);
+
 /* Appends s[0, n) as a JSON string (quoted, escaped; bytes >= 0x80 as they
  * are, so UTF-8 stays UTF-8). Returns 0, TL_ETOOBIG or TL_ENOMEM. */
 int tl_bytes_append_json_str(tl_bytes *b, const char *s, size_t n);

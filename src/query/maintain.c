@@ -175,34 +175,7 @@ struct tl_orphan_sweep {
   size_t n;
 };
 
-typedef struct name_set {
-  char **v;
-  size_t n, cap;
-} name_set;
-
-static int names_add(name_set *s, const char *name) {
-  if (s->n == s->cap) {
-    size_t cap = s->cap ? s->cap * 2 : 64;
-    char **v = realloc(s->v, cap * sizeof *v);
-    if (!v)
-      return TL_ENOMEM;
-    s->v = v;
-    s->cap = cap;
-  }
-  if (!(s->v[s->n] = strdup(name)))
-    return TL_ENOMEM;
-  s->n++;
-  return 0;
-}
-
-static void names_free(name_set *s) {
-  for (size_t i = 0; i < s->n; i++)
-    free(s->v[i]);
-  free(s->v);
-  memset(s, 0, sizeof *s);
-}
-
-static void names_sort(name_set *s) {
+static void names_sort(tl_strs *s) {
   if (s->n)
     qsort(s->v, s->n, sizeof *s->v, cmp_names);
 }
@@ -212,11 +185,11 @@ static bool names_has(char *const *v, size_t n, const char *name) {
 }
 
 static int add_partition_file(void *ctx, const tl_partition *p) {
-  return names_add(ctx, p->file);
+  return tl_strs_add(ctx, p->file);
 }
 
 /* Every file named by a trash list, due or not. */
-static int collect_trash(tl_store *store, name_set *out) {
+static int collect_trash(tl_store *store, tl_strs *out) {
   char dir[4200];
   snprintf(dir, sizeof dir, "%s/" TRASH_DIR, tl_store_root(store));
   DIR *d = opendir(dir);
@@ -243,7 +216,7 @@ static int collect_trash(tl_store *store, name_set *out) {
     for (size_t i = 0; i < n && !rc; i++)
       if (p[i] == '\n') {
         p[i] = 0;
-        rc = names_add(out, (const char *)p + start);
+        rc = tl_strs_add(out, (const char *)p + start);
         start = i + 1;
       }
     free(p);
@@ -255,12 +228,12 @@ static int collect_trash(tl_store *store, name_set *out) {
 /* The files of views/<view>/<instance>/<day>/ that the catalog does not
  * name (and that look like ours: *.parquet, not in the trash). */
 static int instance_orphans(tl_lake *l, const char *view, const char *instance,
-                            const name_set *trash, name_set *out) {
-  name_set known = {0};
+                            const tl_strs *trash, tl_strs *out) {
+  tl_strs known = {0};
   int rc = tl_catalog_list_partitions(l->cat, view, instance, INT64_MIN,
                                       INT64_MAX, add_partition_file, &known);
   if (rc) {
-    names_free(&known);
+    tl_strs_free(&known);
     return rc;
   }
   names_sort(&known);
@@ -283,21 +256,21 @@ static int instance_orphans(tl_lake *l, const char *view, const char *instance,
           names_has(known.v, known.n, rel) ||
           names_has(trash->v, trash->n, rel))
         continue;
-      rc = names_add(out, rel);
+      rc = tl_strs_add(out, rel);
     }
     if (files)
       closedir(files);
   }
   if (days)
     closedir(days);
-  names_free(&known);
+  tl_strs_free(&known);
   return rc;
 }
 
 int tl_lake_sweep(tl_lake *l, tl_orphan_sweep **sw, uint64_t *deleted,
                   char *err, size_t errcap) {
   err[0] = 0;
-  name_set trash = {0}, now = {0};
+  tl_strs trash = {0}, now = {0};
   int rc = collect_trash(l->store, &trash);
   names_sort(&trash);
   for (int v = 0; v < TL_NVIEWS && !rc; v++) {
@@ -315,8 +288,8 @@ int tl_lake_sweep(tl_lake *l, tl_orphan_sweep **sw, uint64_t *deleted,
     tl__lake_fail(err, errcap, "orphan sweep: %s",
                   rc == TL_ENOMEM ? "out of memory"
                                   : tl_catalog_errmsg(l->cat));
-    names_free(&trash);
-    names_free(&now);
+    tl_strs_free(&trash);
+    tl_strs_free(&now);
     return rc;
   }
   names_sort(&now);
@@ -342,10 +315,10 @@ int tl_lake_sweep(tl_lake *l, tl_orphan_sweep **sw, uint64_t *deleted,
     now.v[kept++] = now.v[i]; /* tried again next time */
   }
   now.n = kept;
-  names_free(&trash);
+  tl_strs_free(&trash);
   /* Remember this sweep's new orphans for the next one. */
   if (!prev && !(prev = calloc(1, sizeof *prev))) {
-    names_free(&now);
+    tl_strs_free(&now);
     return tl__lake_fail(err, errcap, "out of memory");
   }
   for (size_t i = 0; i < prev->n; i++)
