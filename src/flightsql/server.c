@@ -77,6 +77,7 @@ struct tl_flight_server {
   queued *head, *tail;    /* calls waiting for a worker (all max_calls busy) */
   worker *idle_top, *all;
   unsigned workers, active; /* live workers; those serving a call */
+  unsigned exited;          /* retired workers on `all`, not yet joined */
   _Atomic bool stopping;
 
   pthread_mutex_t token_mu;
@@ -646,6 +647,7 @@ static void *worker_main(void *arg) {
       break;
   }
   s->workers--;
+  s->exited++;
   w->exited = true;
   pthread_mutex_unlock(&s->mu);
   return NULL;
@@ -660,9 +662,10 @@ static void worker_free(worker *w) {
 /* Takes the retired workers off the list (with mu held), to be joined. */
 static worker *take_exited(tl_flight_server *s) {
   worker *out = NULL;
-  for (worker **p = &s->all; *p;) {
+  for (worker **p = &s->all; s->exited && *p;) {
     worker *w = *p;
     if (w->exited) {
+      s->exited--;
       *p = w->next_all;
       w->next_all = out;
       out = w;
