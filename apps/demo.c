@@ -78,6 +78,8 @@ static void handle(const job *j) {
 
 static void *worker(void *arg) {
   (void)arg;
+  /* Named before its first event: its stream's thread-name property. */
+  pthread_setname_np(pthread_self(), "demo-worker");
   TL_INFO("worker started");
   job j;
   unsigned n = 0;

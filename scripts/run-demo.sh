@@ -40,7 +40,7 @@ echo "sample queries through Flight SQL:"
 query "SELECT time, level, target, msg FROM log_entries WHERE level <= 3 ORDER BY time DESC LIMIT 5"
 query "SELECT time_bucket(INTERVAL 100 MILLISECONDS, time) AS t, name, count(*) AS n, round(avg(value), 6) AS mean FROM measures WHERE target = 'tracelake::demo' GROUP BY ALL ORDER BY t, name LIMIT 12"
 stream=$("$bin" query --server "$server" --format csv \
-  "SELECT s.stream_id FROM streams s JOIN processes p USING (process_id) WHERE list_contains(p.properties, {'key': 'app', 'value': 'demo'}) AND list_contains(s.tags, 'cpu') ORDER BY s.stream_id LIMIT 1" | tail -1)
+  "SELECT s.stream_id FROM streams s JOIN processes p USING (process_id) WHERE list_contains(p.properties, {'key': 'app', 'value': 'demo'}) AND list_contains(s.tags, 'cpu') AND list_contains(s.properties, {'key': 'thread-name', 'value': 'demo-worker'}) ORDER BY s.stream_id LIMIT 1" | tail -1)
 query "SELECT name, depth, round(duration / 1e3, 1) AS us, \"begin\" FROM view_instance('thread_spans', '$stream') ORDER BY duration DESC LIMIT 5"
 demo=$("$bin" query --server "$server" --format csv \
   "SELECT process_id FROM processes WHERE list_contains(properties, {'key': 'app', 'value': 'demo'})" | tail -1)
