@@ -496,13 +496,20 @@ static int load_demo(const server *s, const opts *o, const char *work) {
   return 0;
 }
 
-/* perf record of the server and of this process around one phase. */
-static pid_t perf_start(const opts *o, const server *s, const char *phase) {
+/* perf record of the server (and of a second one, `also`, when the phase
+ * compares two: sampling slows what it samples, so both or neither) and of
+ * this process around one phase. */
+static pid_t perf_start(const opts *o, const server *s, const server *also,
+                        const char *phase) {
   if (!o->perf)
     return 0;
   char out[1024], pids[64], cg[64];
   snprintf(out, sizeof out, "%s/%s.data", o->perf, phase);
-  snprintf(pids, sizeof pids, "%d,%d", (int)s->pid, (int)getpid());
+  if (also)
+    snprintf(pids, sizeof pids, "%d,%d,%d", (int)s->pid, (int)also->pid,
+             (int)getpid());
+  else
+    snprintf(pids, sizeof pids, "%d,%d", (int)s->pid, (int)getpid());
   snprintf(cg, sizeof cg, "--call-graph=%s", o->callgraph);
   /* DWARF unwinding copies stacks: sample less often. */
   char *freq = strncmp(o->callgraph, "dwarf", 5) ? "999" : "499";
@@ -752,7 +759,7 @@ static int phase_latency(const opts *o, const server *a, latency_result *lr) {
     goto out;
   if (select1_loop(c, o->warmup, NULL))
     goto out;
-  pid_t perf = perf_start(o, a, "latency");
+  pid_t perf = perf_start(o, a, NULL, "latency");
   int64_t w0 = wall_ns();
   if (select1_loop(c, n, v))
     goto out;
@@ -1133,7 +1140,7 @@ static int phase_throughput(const opts *o, const server *a, const char *work,
       /* Flight and in-process alternate, so that a disturbance of the
        * machine hits both. perf records the last Flight run. */
       if (r == o->reps - 1)
-        perf = perf_start(o, a, pname);
+        perf = perf_start(o, a, NULL, pname);
       double sc0 = proc_cpu_s(a->pid), cc0 = bench_cpu_seconds();
       uint64_t ss0 = proc_ctxsw(a->pid), cs0 = proc_ctxsw(getpid());
       uint64_t before = tl_fc_bytes_received(c), t0 = bench_mono_ns();
@@ -1343,7 +1350,7 @@ static int phase_concurrent(const opts *o, const server *a, conc_result *cr) {
     goto out;
   cr->parts0 = lake_partitions(a->data);
   duck_memory(a, &cr->cache0, &cr->duck0);
-  pid_t perf = perf_start(o, a, "concurrent");
+  pid_t perf = perf_start(o, a, NULL, "concurrent");
   double cpu0 = proc_cpu_s(a->pid), self0 = bench_cpu_seconds();
   uint64_t t0 = bench_mono_ns();
   uint64_t deadline = t0 + (uint64_t)o->seconds * 1000000000u;
@@ -1537,7 +1544,7 @@ static int phase_overhead(const opts *o, const server *on, const server *off,
   char pname[64];
   snprintf(pname, sizeof pname, "overhead_%s",
            when[0] == 'f' ? "fresh" : "loaded");
-  pid_t perf = perf_start(o, on, pname);
+  pid_t perf = perf_start(o, on, off, pname);
   static cpu_sample w0s[2], w1s[2];
   for (int k = 0; k < 2; k++)
     threads_sample(s[k]->pid, "tl-fsql-worker", &w0s[k]);

@@ -84,6 +84,15 @@ enum { TL_MSG_PROCESS = 1, TL_MSG_STREAM = 2, TL_MSG_BLOCK = 3 };
  * counted in tl_stats.blocks_failed). */
 typedef int (*tl_sink_fn)(void *ctx, int kind, const uint8_t *p, size_t n);
 
+/* Optional companion of an in-process sink that stores in groups (a group
+ * commit). Called from the flusher thread after each round in which the
+ * sink accepted blocks, before a tl_flush waiting on that round returns.
+ * The sink may accept blocks before they are durable and make the round's
+ * blocks durable here at once. Returns 0, or a negative TL_E* code: then
+ * every block the sink accepted since the last call is counted in
+ * tl_stats.blocks_failed and its events as dropped (TL_DROP_SINK). */
+typedef int (*tl_sink_commit_fn)(void *ctx);
+
 #define TL_CONFIG_NO_ENV 0x1u /* ignore TRACELAKE_* environment variables */
 
 /* Zero-initialize, then set what you need; zero fields take defaults. Unless
@@ -108,6 +117,7 @@ typedef struct tl_config {
   const char *exe;          /* overrides the executable path reported */
   tl_sink_fn sink; /* in-process sink: takes precedence over url/spool */
   void *sink_ctx;
+  tl_sink_commit_fn sink_commit; /* optional, with `sink` */
 } tl_config;
 
 /* Starts the runtime: calibrates the TSC (about 10 ms), gathers process
@@ -117,7 +127,8 @@ typedef struct tl_config {
 TL_EXTERN int tl_init(const tl_config *cfg);
 
 /* Synchronous flush: every event recorded (by any thread) before the call has
- * been handed to the sink when it returns. Thread-safe; no-op if not running.
+ * been handed to the sink (and committed, with tl_config.sink_commit) when it
+ * returns. Thread-safe; no-op if not running.
  * Must not be called from the in-process sink callback. */
 TL_EXTERN void tl_flush(void);
 
@@ -198,6 +209,7 @@ TL_EXTERN extern int tl__max_level;
 TL_EXTERN void tl__log(const tl_callsite *cs);
 TL_EXTERN void tl__logf(const tl_callsite *cs, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+TL_EXTERN void tl__logs(const tl_callsite *cs, const char *msg, size_t len);
 TL_EXTERN void tl__imetric(const tl_callsite *cs, uint64_t v);
 TL_EXTERN void tl__fmetric(const tl_callsite *cs, double v);
 TL_EXTERN void tl__span_begin(const tl_callsite *cs);
@@ -252,6 +264,13 @@ tl__fmt_check(const char *fmt, ...) {
       tl__logf(&TL__UNIQ(tl__cs_), fmt, __VA_ARGS__);                          \
     }                                                                          \
   } while (0)
+#define TL_LOG_STR(lvl, msg, len)                                              \
+  do {                                                                         \
+    if ((lvl) <= __atomic_load_n(&tl__max_level, __ATOMIC_RELAXED)) {          \
+      TL__CS(TL_CS_LOG, (lvl), "%s", 0);                                       \
+      tl__logs(&TL__UNIQ(tl__cs_), (msg), (len));                              \
+    }                                                                          \
+  } while (0)
 #define TL_IMETRIC(name, unit, value)                                          \
   do {                                                                         \
     TL__CS(TL_CS_IMETRIC, 0, "" name "", "" unit "");                          \
@@ -283,6 +302,8 @@ tl__fmt_check(const char *fmt, ...) {
 #define TL__LOG_1(lvl, msg) ((void)sizeof("" msg ""))
 #define TL__LOG_N(lvl, fmt, ...)                                               \
   ((void)sizeof(tl__fmt_check("" fmt "", __VA_ARGS__)))
+#define TL_LOG_STR(lvl, msg, len)                                              \
+  ((void)sizeof(lvl), (void)sizeof(*(msg)), (void)sizeof((size_t)(len)))
 #define TL_IMETRIC(name, unit, value)                                          \
   ((void)sizeof("" name "" unit ""), (void)sizeof((uint64_t)(value)))
 #define TL_FMETRIC(name, unit, value)                                          \
@@ -306,6 +327,9 @@ tl__fmt_check(const char *fmt, ...) {
 #define TL_INFO(...) TL__LOG(TL_LEVEL_INFO, __VA_ARGS__)
 #define TL_DEBUG(...) TL__LOG(TL_LEVEL_DEBUG, __VA_ARGS__)
 #define TL_TRACE(...) TL__LOG(TL_LEVEL_TRACE, __VA_ARGS__)
+/* TL_LOG_STR(TL_LEVEL_INFO, msg, len): a message built at run time, `len`
+ * bytes of `msg` recorded verbatim (no formatting, no NUL needed; at most
+ * 8 KiB kept), e.g. a line assembled by the caller. */
 
 #ifdef __cplusplus
 }

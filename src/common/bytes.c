@@ -46,24 +46,6 @@ int tl_bytes_append(tl_bytes *b, const void *p, size_t n) {
   return 0;
 }
 
-int tl_bytes_append_json_str(tl_bytes *b, const char *s, size_t n) {
-  static const char hex[] = "0123456789abcdef";
-  int rc = tl_bytes_append(b, "\"", 1);
-  for (size_t i = 0; i < n && rc == 0; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    if (ch == '"' || ch == '\\') {
-      char e[2] = {'\\', (char)ch};
-      rc = tl_bytes_append(b, e, 2);
-    } else if (ch < 0x20) {
-      char e[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
-      rc = tl_bytes_append(b, e, 6);
-    } else {
-      rc = tl_bytes_append(b, &s[i], 1);
-    }
-  }
-  return rc ? rc : tl_bytes_append(b, "\"", 1);
-}
-
 void tl_fput_json_str(FILE *o, const char *v) {
   fputc('"', o);
   for (const char *c = v; *c; c++) {

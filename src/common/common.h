@@ -47,9 +47,6 @@ int tl_strs_add(tl_strs *l, const char *s);
 /* Frees every entry and the array; the list is empty again. */
 void tl_strs_free(tl_strs *l);
 
-/* Appends s[0, n) as a JSON string (quoted, escaped; bytes >= 0x80 as they
- * are, so UTF-8 stays UTF-8). Returns 0, TL_ETOOBIG or TL_ENOMEM. */
-int tl_bytes_append_json_str(tl_bytes *b, const char *s, size_t n);
 /* Writes v as a JSON string (quoted, escaped) / as a CSV field (RFC 4180:
  * quoted when it holds a comma, quote or line break). For the table, CSV
  * and JSON outputs of `tracelake sql` and `tracelake query`. */

@@ -7,27 +7,33 @@
 #define TL_TARGET "tracelake::query"
 #include "qlog.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "common/common.h"
 
-/* Longest SQL, fingerprint and error kept in a log line (a log message
- * holds at most 8 KiB). */
+/* Bytes of the SQL, fingerprint and error in a log line, escaped and
+ * quoted (a log message holds at most 8 KiB; the rest of the line takes
+ * less than 1.5 KiB). */
 #define LOG_SQL_MAX 3000
 #define LOG_FP_MAX 2000
 #define LOG_ERR_MAX 1000
+
+/* Copies a C string into out[cap], cut to fit (NULL as ""). */
+static void copy_str(char *out, size_t cap, const char *s) {
+  size_t n = s ? strnlen(s, cap - 1) : 0;
+  memcpy(out, s ? s : "", n);
+  out[n] = 0;
+}
 
 void tl_qrec_begin(tl_qrec *q, const char *id, uint64_t arrival, int64_t wall,
                    const char *user, const char *client) {
   memset(q, 0, sizeof *q);
   q->active = true;
-  snprintf(q->id, sizeof q->id, "%s", id);
+  copy_str(q->id, sizeof q->id, id);
   q->arrival = arrival;
   q->arrival_wall = wall;
-  snprintf(q->user, sizeof q->user, "%s", user ? user : "");
-  snprintf(q->client, sizeof q->client, "%s", client ? client : "");
+  copy_str(q->user, sizeof q->user, user);
+  copy_str(q->client, sizeof q->client, client);
   q->range_begin = INT64_MIN;
   q->range_end = INT64_MAX;
   q->limit = -1;
@@ -114,69 +120,137 @@ static int64_t ticks_ns(uint64_t ticks, uint64_t hz) {
   return (int64_t)((unsigned __int128)ticks * 1000000000u / hz);
 }
 
-/* The query log line: one JSON object per query. */
+/* The query log line is built in a fixed buffer, without printf, and
+ * recorded verbatim. Every string has a budget of output bytes (escapes
+ * included), so the line always fits in a log message and stays valid JSON
+ * and UTF-8: a long value is cut, never the line. */
+enum { LINE_MAX = 8192 };
+typedef struct line {
+  char p[LINE_MAX];
+  size_t n;
+} line;
+
+static void put(line *l, const char *s, size_t n) {
+  if (n > LINE_MAX - l->n)
+    n = LINE_MAX - l->n;
+  memcpy(l->p + l->n, s, n);
+  l->n += n;
+}
+
+/* Appends `,"key":`. */
+static void put_key(line *l, const char *key) {
+  put(l, ",\"", 2);
+  put(l, key, strlen(key));
+  put(l, "\":", 2);
+}
+
+static void put_int(line *l, const char *key, uint64_t mag, bool neg) {
+  char d[21];
+  size_t i = sizeof d;
+  do
+    d[--i] = (char)('0' + mag % 10);
+  while ((mag /= 10));
+  if (neg)
+    d[--i] = '-';
+  put_key(l, key);
+  put(l, d + i, sizeof d - i);
+}
+
+static void put_u64(line *l, const char *key, uint64_t v) {
+  put_int(l, key, v, false);
+}
+
+static void put_i64(line *l, const char *key, int64_t v) {
+  put_int(l, key, v < 0 ? 0 - (uint64_t)v : (uint64_t)v, v < 0);
+}
+
+/* A bound of the query range: null when it is `none` (unbounded). */
+static void put_bound(line *l, const char *key, int64_t v, int64_t none) {
+  if (v != none) {
+    put_i64(l, key, v);
+    return;
+  }
+  put_key(l, key);
+  put(l, "null", 4);
+}
+
+/* Appends `,"key":` then the string as JSON, in at most `budget` bytes with
+ * its quotes (cut at a character boundary), or null. */
+static void put_str(line *l, const char *key, const char *v, size_t budget) {
+  static const char hex[] = "0123456789abcdef";
+  if (key)
+    put_key(l, key);
+  if (!v) {
+    put(l, "null", 4);
+    return;
+  }
+  put(l, "\"", 1);
+  size_t room = budget - 2, i = 0, run = 0;
+  for (; v[i]; i++) {
+    unsigned char ch = (unsigned char)v[i];
+    size_t w = ch == '"' || ch == '\\' ? 2 : ch < 0x20 ? 6 : 1;
+    if (w > room)
+      break;
+    room -= w;
+    if (w == 1)
+      continue;
+    put(l, v + run, i - run);
+    run = i + 1;
+    if (w == 2) {
+      char e[2] = {'\\', (char)ch};
+      put(l, e, 2);
+    } else {
+      char e[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
+      put(l, e, 6);
+    }
+  }
+  size_t end = i;
+  if (v[i]) /* cut: not inside a UTF-8 sequence */
+    while (end > run && ((unsigned char)v[end] & 0xC0) == 0x80)
+      end--;
+  put(l, v + run, end - run);
+  put(l, "\"", 1);
+}
+
 static void log_line(const tl_qrec *q, int status, const char *error,
                      uint64_t end) {
   uint64_t hz = tl_ticks_per_second();
   if (!hz)
     return; /* no self-telemetry */
-  tl_bytes b;
-  tl_bytes_init(&b, 8192);
-  char tmp[256], fp[LOG_FP_MAX + 1];
+  line l;   /* 8 KiB of the worker's stack, not cleared */
+  l.n = 0;
+  char fp[LOG_FP_MAX + 1];
   int64_t total = ticks_ns(end - q->arrival, hz);
-  snprintf(tmp, sizeof tmp,
-           "{\"query_id\":\"%s\",\"root_span_id\":%" PRIu64
-           ",\"begin_ns\":%" PRId64 ",\"end_ns\":%" PRId64 ",\"user\":",
-           q->id, q->root.id, q->arrival_wall, q->arrival_wall + total);
-  tl_bytes_append(&b, tmp, strlen(tmp));
-  tl_bytes_append_json_str(&b, q->user, strlen(q->user));
-  tl_bytes_append(&b, ",\"client\":", 10);
-  tl_bytes_append_json_str(&b, q->client, strlen(q->client));
+  put(&l, "{\"query_id\":", 12);
+  put_str(&l, NULL, q->id, sizeof q->id + 2);
+  put_u64(&l, "root_span_id", q->root.id);
+  put_i64(&l, "begin_ns", q->arrival_wall);
+  put_i64(&l, "end_ns", q->arrival_wall + total);
+  put_str(&l, "user", q->user, 200);
+  put_str(&l, "client", q->client, 300);
   const char *sql = q->sql ? q->sql : "";
-  size_t n = strlen(sql);
-  tl_bytes_append(&b, ",\"sql\":", 7);
-  tl_bytes_append_json_str(&b, sql, n > LOG_SQL_MAX ? LOG_SQL_MAX : n);
+  put_str(&l, "sql", sql, LOG_SQL_MAX);
   tl_sql_fingerprint(sql, fp, sizeof fp);
-  tl_bytes_append(&b, ",\"fingerprint\":", 15);
-  tl_bytes_append_json_str(&b, fp, strlen(fp));
-  tl_bytes_append(&b, ",\"range_begin\":", 15);
-  if (q->range_begin != INT64_MIN)
-    snprintf(tmp, sizeof tmp, "%" PRId64, q->range_begin);
-  else
-    snprintf(tmp, sizeof tmp, "null");
-  tl_bytes_append(&b, tmp, strlen(tmp));
-  tl_bytes_append(&b, ",\"range_end\":", 13);
-  if (q->range_end != INT64_MAX)
-    snprintf(tmp, sizeof tmp, "%" PRId64, q->range_end);
-  else
-    snprintf(tmp, sizeof tmp, "null");
-  tl_bytes_append(&b, tmp, strlen(tmp));
-  snprintf(tmp, sizeof tmp,
-           ",\"limit\":%" PRId64 ",\"prepared\":%s,\"context_ns\":%" PRId64
-           ",\"planning_ns\":%" PRId64 ",\"execution_ns\":%" PRId64,
-           q->limit, q->prepared ? "true" : "false",
-           ticks_ns(q->phase_ticks[TL_QPH_CONTEXT], hz),
-           ticks_ns(q->phase_ticks[TL_QPH_PLANNING], hz),
-           ticks_ns(q->phase_ticks[TL_QPH_EXECUTION], hz));
-  tl_bytes_append(&b, tmp, strlen(tmp));
-  snprintf(tmp, sizeof tmp,
-           ",\"setup_ns\":%" PRId64 ",\"total_ns\":%" PRId64
-           ",\"first_batch_ns\":%" PRId64 ",\"rows\":%" PRId64
-           ",\"bytes\":%" PRIu64 ",\"batches\":%" PRIu64 ",\"status\":\"%s\"",
-           q->ready ? ticks_ns(q->ready - q->arrival, hz) : -1, total,
-           q->first_batch ? ticks_ns(q->first_batch - q->arrival, hz) : -1,
-           q->rows, q->bytes, q->batches, status_name(status));
-  tl_bytes_append(&b, tmp, strlen(tmp));
-  tl_bytes_append(&b, ",\"error\":", 9);
-  if (error) {
-    n = strlen(error);
-    tl_bytes_append_json_str(&b, error, n > LOG_ERR_MAX ? LOG_ERR_MAX : n);
-  } else {
-    tl_bytes_append(&b, "null", 4);
-  }
-  if (tl_bytes_append(&b, "}", 1) == 0)
-    TL_INFO("%.*s", (int)b.len, (const char *)b.p);
-  tl_bytes_free(&b);
+  put_str(&l, "fingerprint", fp, LOG_FP_MAX);
+  put_bound(&l, "range_begin", q->range_begin, INT64_MIN);
+  put_bound(&l, "range_end", q->range_end, INT64_MAX);
+  put_i64(&l, "limit", q->limit);
+  put(&l, ",\"prepared\":", 12);
+  put(&l, q->prepared ? "true" : "false", q->prepared ? 4 : 5);
+  put_i64(&l, "context_ns", ticks_ns(q->phase_ticks[TL_QPH_CONTEXT], hz));
+  put_i64(&l, "planning_ns", ticks_ns(q->phase_ticks[TL_QPH_PLANNING], hz));
+  put_i64(&l, "execution_ns", ticks_ns(q->phase_ticks[TL_QPH_EXECUTION], hz));
+  put_i64(&l, "setup_ns", q->ready ? ticks_ns(q->ready - q->arrival, hz) : -1);
+  put_i64(&l, "total_ns", total);
+  put_i64(&l, "first_batch_ns",
+          q->first_batch ? ticks_ns(q->first_batch - q->arrival, hz) : -1);
+  put_i64(&l, "rows", q->rows);
+  put_u64(&l, "bytes", q->bytes);
+  put_u64(&l, "batches", q->batches);
+  put_str(&l, "status", status_name(status), 16);
+  put_str(&l, "error", error, LOG_ERR_MAX);
+  put(&l, "}", 1);
+  TL_LOG_STR(TL_LEVEL_INFO, l.p, l.n);
 }
 
 void tl_qrec_finish(tl_qrec *q, int status, const char *error) {

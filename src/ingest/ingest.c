@@ -17,9 +17,17 @@
 
 #define MAX_BLOB ((size_t)TL_WIRE_MAX_PAYLOAD + 4096)
 
+/* The in-process sink's group of blocks (only the flusher thread touches
+ * it): blobs written without fsync, rows kept for tl_ingest_sink_commit. */
+typedef struct group {
+  tl_catalog_block *rows;
+  size_t n, cap;
+} group;
+
 struct tl_ingest {
   tl_catalog *catalog;
   tl_store *store;
+  group g;
 };
 
 int tl_ingest_open(tl_ingest **out, tl_catalog *catalog, tl_store *store) {
@@ -33,7 +41,22 @@ int tl_ingest_open(tl_ingest **out, tl_catalog *catalog, tl_store *store) {
 }
 
 void tl_ingest_close(tl_ingest *ig) {
+  if (ig)
+    free(ig->g.rows);
   free(ig);
+}
+
+static int group_add(group *g, const tl_catalog_block *row) {
+  if (g->n == g->cap) {
+    size_t cap = g->cap ? g->cap * 2 : 64;
+    tl_catalog_block *rows = realloc(g->rows, cap * sizeof *rows);
+    if (!rows)
+      return TL_ENOMEM;
+    g->rows = rows;
+    g->cap = cap;
+  }
+  g->rows[g->n++] = *row;
+  return 0;
 }
 
 __attribute__((format(printf, 3, 4))) static void
@@ -162,7 +185,10 @@ static int compare_blob(tl_ingest *ig, const char *key, const uint8_t *p,
   return differs;
 }
 
-static void handle_block(tl_ingest *ig, const uint8_t *p, size_t n,
+/* Stores a block: blob, then its row. With a group `g` (the in-process
+ * sink), the blob is not synced and the row is kept in `g`: both are made
+ * durable by tl_ingest_sink_commit. */
+static void handle_block(tl_ingest *ig, const uint8_t *p, size_t n, group *g,
                          tl_ingest_reply *r) {
   tl_wire_error err = {0};
   if (tl_block_decode(p, n, NULL, &err)) {
@@ -237,7 +263,8 @@ static void handle_block(tl_ingest *ig, const uint8_t *p, size_t n,
   char key[128];
   tl_store_block_key(h.process_id, h.stream_id, h.block_id, key);
   bool existed = false;
-  rc = tl_store_put_new(ig->store, key, p, n, &existed);
+  rc = g ? tl_store_put_new_unsynced(ig->store, key, p, n, &existed)
+         : tl_store_put_new(ig->store, key, p, n, &existed);
   if (rc) {
     reply_failure(r, rc, "writing the block", "object store error");
     return;
@@ -254,6 +281,13 @@ static void handle_block(tl_ingest *ig, const uint8_t *p, size_t n,
       reply(r, 409, "block %s already exists with different content", bid);
       return;
     }
+  }
+  if (g) {
+    if (group_add(g, &row))
+      reply(r, 503, "out of memory");
+    else
+      reply(r, 200, "accepted block %s (%u events)", bid, h.nb_objects);
+    return;
   }
   bool row_existed, same;
   rc = tl_catalog_insert_block(ig->catalog, &row, &row_existed, &same);
@@ -312,7 +346,7 @@ void tl_ingest_handle(tl_ingest *ig, int kind, const uint8_t *p, size_t n,
   else if (kind == TL_MSG_STREAM)
     handle_stream(ig, p, n, r);
   else
-    handle_block(ig, p, n, r);
+    handle_block(ig, p, n, NULL, r);
   if (!record)
     return;
   record_request(kind, n, tl_ticks() - t0, r->status);
@@ -334,4 +368,31 @@ int tl_ingest_sink(void *ctx, int kind, const uint8_t *p, size_t n) {
   tl_ingest_reply r;
   tl_ingest_handle(ctx, kind, p, n, false, &r);
   return r.status == 200 ? 0 : TL_EUNAVAILABLE;
+}
+
+int tl_ingest_sink_grouped(void *ctx, int kind, const uint8_t *p, size_t n) {
+  tl_ingest *ig = ctx;
+  tl_ingest_reply r;
+  if (kind == TL_MSG_BLOCK && tl_wire_kind(p, n) == TL_MSG_BLOCK)
+    handle_block(ig, p, n, &ig->g, &r);
+  else
+    tl_ingest_handle(ig, kind, p, n, false, &r);
+  return r.status == 200 ? 0 : TL_EUNAVAILABLE;
+}
+
+int tl_ingest_sink_commit(void *ctx) {
+  tl_ingest *ig = ctx;
+  group *g = &ig->g;
+  if (!g->n)
+    return 0;
+  /* On failure the blobs stay: a row may have been committed, and an
+   * unreferenced blob is what a crash leaves anyway (no reader sees it). */
+  size_t conflicts = 0;
+  int rc = tl_store_sync(ig->store);
+  if (!rc)
+    rc = tl_catalog_insert_blocks(ig->catalog, g->rows, g->n, &conflicts);
+  if (!rc && conflicts)
+    rc = TL_ECONFLICT;
+  g->n = 0;
+  return rc;
 }

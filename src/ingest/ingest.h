@@ -33,8 +33,15 @@ void tl_ingest_handle(tl_ingest *ig, int kind, const uint8_t *p, size_t n,
 /* 200 when catalog and store are usable, else 503 with the reason. */
 void tl_ingest_health(tl_ingest *ig, tl_ingest_reply *r);
 
-/* An in-process sink (tl_sink_fn) storing the server's own telemetry through
- * tl_ingest_handle; ctx is the tl_ingest. */
+/* An in-process sink (tl_sink_fn) storing telemetry through
+ * tl_ingest_handle, each block durable on its own; ctx is the tl_ingest. */
 int tl_ingest_sink(void *ctx, int kind, const uint8_t *p, size_t n);
+/* The same as a group commit, for the server's own telemetry: the blocks of
+ * a flush round are written at once and become durable together when
+ * tl_ingest_sink_commit (their tl_sink_commit_fn) has synced the store once
+ * and committed their rows in one transaction. Both are called from the
+ * library's flusher thread only (one tl_ingest per process's library). */
+int tl_ingest_sink_grouped(void *ctx, int kind, const uint8_t *p, size_t n);
+int tl_ingest_sink_commit(void *ctx);
 
 #endif

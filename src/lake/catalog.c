@@ -72,6 +72,12 @@ int tl_catalog_insert_block(tl_catalog *c, const tl_catalog_block *b,
   return c->ops->insert_block(c, b, existed, same);
 }
 
+int tl_catalog_insert_blocks(tl_catalog *c, const tl_catalog_block *b, size_t n,
+                             size_t *conflicts) {
+  *conflicts = 0;
+  return n ? c->ops->insert_blocks(c, b, n, conflicts) : 0;
+}
+
 int tl_catalog_get_block(tl_catalog *c, const uint8_t block_id[16],
                          tl_catalog_block *out) {
   return c->ops->get_block(c, block_id, out);

@@ -65,6 +65,12 @@ int tl_catalog_stream_process(tl_catalog *c, const uint8_t stream_id[16],
  * (the caller then compares bytes). */
 int tl_catalog_insert_block(tl_catalog *c, const tl_catalog_block *b,
                             bool *existed, bool *same);
+/* Inserts `n` block rows in one transaction (a group commit). Returns 0
+ * when every row is committed or was already there with the same blob size
+ * and CRC; *conflicts counts the rows whose id was there with another blob
+ * (not inserted). On an error no row is known to be committed. */
+int tl_catalog_insert_blocks(tl_catalog *c, const tl_catalog_block *b, size_t n,
+                             size_t *conflicts);
 /* Reads a block row. TL_ENOTFOUND when unknown. */
 int tl_catalog_get_block(tl_catalog *c, const uint8_t block_id[16],
                          tl_catalog_block *out);

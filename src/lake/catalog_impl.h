@@ -18,6 +18,8 @@ typedef struct tl_catalog_ops {
                         uint8_t process_id[16]);
   int (*insert_block)(tl_catalog *c, const tl_catalog_block *b, bool *existed,
                       bool *same);
+  int (*insert_blocks)(tl_catalog *c, const tl_catalog_block *b, size_t n,
+                       size_t *conflicts); /* n > 0 */
   int (*get_block)(tl_catalog *c, const uint8_t block_id[16],
                    tl_catalog_block *out);
   int (*counts)(tl_catalog *c, tl_catalog_counts *out);

@@ -703,6 +703,41 @@ static int pg_stream_process(tl_catalog *cat, const uint8_t stream_id[16],
   return rc;
 }
 
+/* Transactions of several statements (a group of blocks; a partition added
+ * or replaced) run their statements without run()'s retry: a statement
+ * retried on a fresh connection would run outside the transaction. Only
+ * BEGIN is retried (nothing done yet); a connection lost later fails the
+ * call with TL_EUNAVAILABLE, and the caller's retry is safe because block
+ * ids and a partition's file make it idempotent. */
+static int tx_begin(conn *c) {
+  int rc = exec_sql(c, "BEGIN", "starting a transaction");
+  if (rc && PQstatus(c->db) != CONNECTION_OK && !(rc = ensure_live(c)))
+    rc = exec_sql(c, "BEGIN", "starting a transaction");
+  return rc;
+}
+
+static void tx_rollback(conn *c) {
+  if (PQstatus(c->db) == CONNECTION_OK)
+    PQclear(PQexec(c->db, "ROLLBACK"));
+}
+
+/* A unique violation (23505) inside these transactions means another
+ * materializer recorded the same block (or file) first. */
+static PGresult *run_tx(conn *c, int st, const params *ps, const char *what,
+                        int *rc) {
+  PGresult *r = run_once(c, st, ps);
+  if (!result_ok(r)) {
+    *rc = fail_result(c, r, what);
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (state && !strcmp(state, "23505"))
+      *rc = TL_ECONFLICT;
+    PQclear(r);
+    return NULL;
+  }
+  *rc = 0;
+  return r;
+}
+
 static int get_block(conn *c, const uint8_t block_id[16],
                      tl_catalog_block *out) {
   params ps = {0};
@@ -719,13 +754,10 @@ static int get_block(conn *c, const uint8_t block_id[16],
   return rc;
 }
 
-static int pg_insert_block(tl_catalog *cat, const tl_catalog_block *b,
+/* Inserts one block row on `c`: on its own (retried once on a fresh
+ * connection) or as a statement of the transaction open on `c`. */
+static int insert_block_on(conn *c, const tl_catalog_block *b, bool in_tx,
                            bool *existed, bool *same) {
-  pg *p = cat->impl;
-  conn *c;
-  int rc = take(p, &c);
-  if (rc)
-    return rc;
   params ps = {0};
   p_uuid(&ps, b->block_id);
   p_uuid(&ps, b->stream_id);
@@ -739,7 +771,9 @@ static int pg_insert_block(tl_catalog *cat, const tl_catalog_block *b,
   p_i64(&ps, (int64_t)b->blob_size);
   p_i64(&ps, b->blob_crc);
   p_i64(&ps, b->insert_time);
-  PGresult *r = run(c, ST_INS_BLOCK, &ps, "inserting a block", &rc);
+  int rc;
+  PGresult *r = in_tx ? run_tx(c, ST_INS_BLOCK, &ps, "inserting a block", &rc)
+                      : run(c, ST_INS_BLOCK, &ps, "inserting a block", &rc);
   *existed = *same = false;
   if (r && inserted_nothing(r)) {
     tl_catalog_block old;
@@ -748,6 +782,44 @@ static int pg_insert_block(tl_catalog *cat, const tl_catalog_block *b,
       *same = old.blob_size == b->blob_size && old.blob_crc == b->blob_crc;
   }
   PQclear(r);
+  return rc;
+}
+
+static int pg_insert_block(tl_catalog *cat, const tl_catalog_block *b,
+                           bool *existed, bool *same) {
+  pg *p = cat->impl;
+  conn *c;
+  int rc = take(p, &c);
+  if (rc)
+    return rc;
+  rc = insert_block_on(c, b, false, existed, same);
+  release(p, c);
+  return rc;
+}
+
+static int pg_insert_blocks(tl_catalog *cat, const tl_catalog_block *b,
+                            size_t n, size_t *conflicts) {
+  pg *p = cat->impl;
+  conn *c;
+  int rc = take(p, &c);
+  if (rc)
+    return rc;
+  rc = tx_begin(c);
+  for (size_t i = 0; i < n && !rc; i++) {
+    bool existed, same;
+    if (!(rc = insert_block_on(c, &b[i], true, &existed, &same)) && existed &&
+        !same)
+      ++*conflicts;
+  }
+  /* A statement retried on a fresh connection (get_block) ran outside the
+   * transaction, which is then gone: never COMMIT on the fresh one. */
+  if (!rc && PQtransactionStatus(c->db) != PQTRANS_INTRANS)
+    rc = tl__catalog_fail(TL_EUNAVAILABLE,
+                          "postgresql: connection lost while inserting blocks");
+  if (!rc)
+    rc = exec_sql(c, "COMMIT", "committing blocks");
+  if (rc)
+    tx_rollback(c);
   release(p, c);
   return rc;
 }
@@ -1000,40 +1072,6 @@ static int pg_foreach_stream(tl_catalog *cat,
 }
 
 /* ---- Partitions ---------------------------------------------------------- */
-
-/* Transactions of several statements (add, replace) run their statements
- * without run()'s retry: a statement retried on a fresh connection would
- * run outside the transaction. Only BEGIN is retried (nothing done yet);
- * a connection lost later fails the call with TL_EUNAVAILABLE, and the
- * caller's retry is safe because a partition's file makes it idempotent. */
-static int tx_begin(conn *c) {
-  int rc = exec_sql(c, "BEGIN", "starting a transaction");
-  if (rc && PQstatus(c->db) != CONNECTION_OK && !(rc = ensure_live(c)))
-    rc = exec_sql(c, "BEGIN", "starting a transaction");
-  return rc;
-}
-
-static void tx_rollback(conn *c) {
-  if (PQstatus(c->db) == CONNECTION_OK)
-    PQclear(PQexec(c->db, "ROLLBACK"));
-}
-
-/* A unique violation (23505) inside these transactions means another
- * materializer recorded the same block (or file) first. */
-static PGresult *run_tx(conn *c, int st, const params *ps, const char *what,
-                        int *rc) {
-  PGresult *r = run_once(c, st, ps);
-  if (!result_ok(r)) {
-    *rc = fail_result(c, r, what);
-    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    if (state && !strcmp(state, "23505"))
-      *rc = TL_ECONFLICT;
-    PQclear(r);
-    return NULL;
-  }
-  *rc = 0;
-  return r;
-}
 
 static void read_part_row(const PGresult *r, int row, tl_partition *p) {
   memset(p, 0, sizeof *p);
@@ -1409,6 +1447,7 @@ static const tl_catalog_ops pg_ops = {
     .insert_stream = pg_insert_stream,
     .stream_process = pg_stream_process,
     .insert_block = pg_insert_block,
+    .insert_blocks = pg_insert_blocks,
     .get_block = pg_get_block,
     .counts = pg_counts,
     .retire_batch = pg_retire_batch,

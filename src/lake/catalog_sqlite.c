@@ -655,22 +655,24 @@ static void unqueue(sq *s, pending *me) {
     s->queue_tail = pp;
 }
 
-static int sq_insert_block(tl_catalog *cat, const tl_catalog_block *b,
-                           bool *existed, bool *same) {
-  sq *s = cat->impl;
-  pending me = {b, false, false, false, false, 0, "", NULL};
+/* Queues the `n` inserts of `me` for the next group commit and waits until
+ * it is done. Queued together, they are taken by one batch. */
+static int insert_pending(sq *s, pending *me, size_t n) {
   struct timespec deadline = tl_deadline_in((uint64_t)BUSY_MS * 1000000u);
   pthread_mutex_lock(&s->gc_mu);
-  *s->queue_tail = &me;
-  s->queue_tail = &me.next;
-  while (!me.done) {
+  for (size_t i = 0; i < n; i++) {
+    *s->queue_tail = &me[i];
+    s->queue_tail = &me[i].next;
+  }
+  while (!me[0].done) {
     if (s->committing) {
       if (pthread_cond_timedwait(&s->gc_cv, &s->gc_mu, &deadline) ==
               ETIMEDOUT &&
-          !me.taken) {
+          !me[0].taken) {
         /* The batch ahead is stuck on a lock: give up rather than wait for
          * it and then for our own turn. */
-        unqueue(s, &me);
+        for (size_t i = 0; i < n; i++)
+          unqueue(s, &me[i]);
         pthread_mutex_unlock(&s->gc_mu);
         return tl__catalog_fail(TL_EUNAVAILABLE,
                                 "sqlite: the catalog is locked (waited %d ms)",
@@ -695,11 +697,38 @@ static int sq_insert_block(tl_catalog *cat, const tl_catalog_block *b,
     pthread_cond_broadcast(&s->gc_cv);
   }
   pthread_mutex_unlock(&s->gc_mu);
+  return 0;
+}
+
+static int sq_insert_block(tl_catalog *cat, const tl_catalog_block *b,
+                           bool *existed, bool *same) {
+  pending me = {b, false, false, false, false, 0, "", NULL};
+  int rc = insert_pending(cat->impl, &me, 1);
+  if (rc)
+    return rc;
   *existed = me.existed;
   *same = me.same;
   if (me.rc)
     return tl__catalog_fail(me.rc, "%s", me.err);
   return 0;
+}
+
+static int sq_insert_blocks(tl_catalog *cat, const tl_catalog_block *b,
+                            size_t n, size_t *conflicts) {
+  pending *me = calloc(n, sizeof *me);
+  if (!me)
+    return tl__catalog_fail(TL_ENOMEM, "out of memory");
+  for (size_t i = 0; i < n; i++)
+    me[i].b = &b[i];
+  int rc = insert_pending(cat->impl, me, n);
+  for (size_t i = 0; i < n && !rc; i++) {
+    if (me[i].rc)
+      rc = tl__catalog_fail(me[i].rc, "%s", me[i].err);
+    else if (me[i].existed && !me[i].same)
+      ++*conflicts;
+  }
+  free(me);
+  return rc;
 }
 
 static int sq_get_block(tl_catalog *cat, const uint8_t block_id[16],
@@ -1218,6 +1247,7 @@ static const tl_catalog_ops sqlite_ops = {
     .insert_stream = sq_insert_stream,
     .stream_process = sq_stream_process,
     .insert_block = sq_insert_block,
+    .insert_blocks = sq_insert_blocks,
     .get_block = sq_get_block,
     .counts = sq_counts,
     .retire_batch = sq_retire_batch,

@@ -91,9 +91,10 @@ static int check_key(const char *key) {
 
 /* Writes `p` to a temp file beside `key`, fsyncs it, then moves it into
  * place: with rename (replace) or link (create-if-absent, *existed set when
- * the name was taken). Fsyncs the directory after a change. */
+ * the name was taken). Fsyncs the directory after a change. Without `sync`,
+ * no fsync: tl_store_sync makes it durable later. */
 static int put(tl_store *s, const char *key, const uint8_t *p, size_t n,
-               bool replace, bool *existed) {
+               bool replace, bool sync, bool *existed) {
   int rc = check_key(key);
   if (rc)
     return rc;
@@ -119,7 +120,7 @@ static int put(tl_store *s, const char *key, const uint8_t *p, size_t n,
     goto out;
   }
   rc = tl_write_all(fd, p, n);
-  if (!rc && fsync(fd))
+  if (!rc && sync && fsync(fd))
     rc = TL_EIO;
   if (close(fd) && !rc)
     rc = TL_EIO;
@@ -136,7 +137,7 @@ static int put(tl_store *s, const char *key, const uint8_t *p, size_t n,
   }
   if (rc || !replace)
     unlink(tmp);
-  if (rc || (existed && *existed))
+  if (rc || (existed && *existed) || !sync)
     goto out;
   path[dirlen] = 0;
   int d = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -151,13 +152,28 @@ out:
 }
 
 int tl_store_put(tl_store *s, const char *key, const uint8_t *p, size_t n) {
-  return put(s, key, p, n, true, NULL);
+  return put(s, key, p, n, true, true, NULL);
 }
 
 int tl_store_put_new(tl_store *s, const char *key, const uint8_t *p, size_t n,
                      bool *existed) {
   *existed = false;
-  return put(s, key, p, n, false, existed);
+  return put(s, key, p, n, false, true, existed);
+}
+
+int tl_store_put_new_unsynced(tl_store *s, const char *key, const uint8_t *p,
+                              size_t n, bool *existed) {
+  *existed = false;
+  return put(s, key, p, n, false, false, existed);
+}
+
+int tl_store_sync(tl_store *s) {
+  int d = open(s->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d < 0)
+    return TL_EIO;
+  int rc = syncfs(d) ? TL_EIO : 0;
+  close(d);
+  return rc;
 }
 
 /* The file of a key, refusing keys that could leave the root. */

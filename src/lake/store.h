@@ -24,6 +24,14 @@ int tl_store_put(tl_store *s, const char *key, const uint8_t *p, size_t n);
  * that a blob was already there; its bytes were left untouched. */
 int tl_store_put_new(tl_store *s, const char *key, const uint8_t *p, size_t n,
                      bool *existed);
+/* Like tl_store_put_new, without fsync: the blob is whole to readers at
+ * once, durable only after the next tl_store_sync returns 0 (a group
+ * commit: many blobs, one sync). */
+int tl_store_put_new_unsynced(tl_store *s, const char *key, const uint8_t *p,
+                              size_t n, bool *existed);
+/* Makes every blob written so far durable, file contents and directory
+ * entries (syncfs of the store's file system). TL_EIO on failure. */
+int tl_store_sync(tl_store *s);
 /* Reads a whole blob (at most `max` bytes) into a malloc'd buffer.
  * TL_ENOTFOUND if absent, TL_ETOOBIG if larger than max. */
 int tl_store_get(tl_store *s, const char *key, size_t max, uint8_t **p,

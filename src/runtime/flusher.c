@@ -32,6 +32,8 @@ typedef struct flusher {
   uint32_t last_idx;
   uint64_t last_reported[TL_DROP__COUNT + 1];
   uint64_t last_report_ticks;
+  /* Blocks (and their events) a committing sink accepted this round. */
+  uint64_t round_blocks, round_events;
 } flusher;
 
 static uint32_t hash_ptr(const void *p) {
@@ -217,7 +219,24 @@ static void send_block(flusher *f, tl_tstream *s, int rc, uint64_t n) {
     atomic_fetch_add_explicit(&g->blocks_failed, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&g->retired_dropped[TL_DROP_SINK], n,
                               memory_order_relaxed);
+  } else {
+    f->round_blocks++;
+    f->round_events += n;
   }
+}
+
+/* Ends a round: a committing sink makes the round's blocks durable, or
+ * they all count as failed. */
+static void commit_round(flusher *f) {
+  tl_sink *s = tl__rt.sink;
+  if (f->round_blocks && s->commit && s->commit(s)) {
+    tl_global_counters *g = &tl__counters;
+    atomic_fetch_add_explicit(&g->blocks_failed, f->round_blocks,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&g->retired_dropped[TL_DROP_SINK],
+                              f->round_events, memory_order_relaxed);
+  }
+  f->round_blocks = f->round_events = 0;
 }
 
 /* Encodes records [from, to) of buffer `b` as one block and sends it. */
@@ -482,6 +501,7 @@ void *tl__flusher_main(void *arg) {
     if (ndead)
       reap(dead, ndead);
     report_drops(&f, &self.s[TL_STREAM_METRICS], now, stop);
+    commit_round(&f);
     if (!stop)
       warm_fresh_buffers(&populated);
 

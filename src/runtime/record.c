@@ -266,6 +266,22 @@ TL_EXTERN void tl__logf(const tl_callsite *cs, const char *fmt, ...) {
   commit(s, 24 + (((uint32_t)len + 7) & ~7u));
 }
 
+TL_EXTERN void tl__logs(const tl_callsite *cs, const char *msg, size_t len) {
+  tl_tstream *s = stream_of(TL_STREAM_LOG);
+  if (TL_UNLIKELY(!s))
+    return;
+  uint64_t ts = tl_ticks();
+  uint32_t n = len > TL_MAX_MESSAGE ? TL_MAX_MESSAGE : (uint32_t)len;
+  uint32_t size = 24 + ((n + 7) & ~7u);
+  uint8_t *p = reserve(s, size);
+  if (!p)
+    return;
+  memcpy(p + 24, msg, n);
+  put2(p, (uint64_t)(uintptr_t)cs | TL_EV_LOGF, ts);
+  ((uint64_t *)(void *)p)[2] = n;
+  commit(s, size);
+}
+
 static uint64_t new_span_id(tl_thread *t) {
   if (t->next_span_id == t->span_id_end) {
     uint64_t base =

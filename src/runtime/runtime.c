@@ -199,7 +199,8 @@ static int open_sink(tl_runtime *rt) {
   const tl_config *c = &rt->cfg;
   const uint8_t *pid = rt->proc.msg.process_id;
   if (c->sink)
-    return tl__sink_callback_open(&rt->sink, c->sink, c->sink_ctx);
+    return tl__sink_callback_open(&rt->sink, c->sink, c->sink_commit,
+                                  c->sink_ctx);
   if (c->url) {
     char spill[4096];
     if (c->spool_dir)

@@ -71,6 +71,9 @@ typedef struct tl_sink tl_sink;
 struct tl_sink {
   /* Returns 0 when accepted (delivered, queued or spilled). */
   int (*send)(tl_sink *s, int kind, const uint8_t *p, size_t n);
+  /* Optional: makes the blocks accepted since the last call durable (see
+   * tl_sink_commit_fn); NULL when `send` already did. */
+  int (*commit)(tl_sink *s);
   /* Delivers or spills what is queued (bounded in time), then frees. */
   void (*close)(tl_sink *s);
 };
@@ -82,7 +85,8 @@ int tl__sink_spool_open(tl_sink **out, const char *dir, const uint8_t pid[16],
 int tl__sink_http_open(tl_sink **out, const char *url, const char *api_key,
                        const char *spill_dir, const uint8_t pid[16],
                        unsigned drain_ms);
-int tl__sink_callback_open(tl_sink **out, tl_sink_fn fn, void *ctx);
+int tl__sink_callback_open(tl_sink **out, tl_sink_fn fn,
+                           tl_sink_commit_fn commit, void *ctx);
 int tl__sink_null_open(tl_sink **out);
 
 /* Counters kept by the sinks and the runtime, read by tl_stats_get. */

@@ -64,7 +64,8 @@ if(TL_HAVE_FLIGHT)
   foreach(t every_query_is_observed self_telemetry_can_be_turned_off
             querying_the_telemetry_does_not_cascade
             queries_in_turn_stay_on_few_workers
-            workers_are_capped_and_retire)
+            workers_are_capped_and_retire
+            long_sql_still_gets_its_query_log_row)
     add_test(NAME test_selfobs.${t} COMMAND test_selfobs ${t})
     set_tests_properties(test_selfobs.${t} PROPERTIES TIMEOUT 300
       LABELS flightsql ENVIRONMENT "TL_TEST_CATALOG=sqlite")

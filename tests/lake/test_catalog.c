@@ -533,6 +533,57 @@ TEST(insert_idempotent) {
   free_world(&w);
 }
 
+/* A group of rows in one call: new rows, one already there identical (not
+ * a conflict) and one already there with another blob (a conflict, the
+ * stored row untouched); then a group naming an unknown stream fails. */
+TEST(insert_blocks_as_a_group) {
+  world w;
+  make_world(&w);
+  tl_catalog_block rows[7];
+  for (uint32_t i = 0; i < 7; i++)
+    rows[i] = make_block(10 + i, w.s.m.stream_id, w.p.m.process_id, 100 + i);
+  insert_block(w.c, &rows[5]);
+  insert_block(w.c, &rows[6]);
+  tl_catalog_block stored6 = rows[6];
+  rows[6].blob_crc ^= 1;
+  size_t conflicts = 99;
+  int rc = tl_catalog_insert_blocks(w.c, rows, 7, &conflicts);
+  if (rc)
+    FAILF("insert_blocks: %s: %s", tl_errname(rc), tl_catalog_errmsg(w.c));
+  CHECK_U64(conflicts, 1);
+  tl_catalog_counts n;
+  CHECK_EQ(tl_catalog_counts_get(w.c, &n), 0);
+  CHECK_U64(n.blocks, 7);
+  for (int i = 0; i < 6; i++) {
+    tl_catalog_block got;
+    CHECK_EQ(tl_catalog_get_block(w.c, rows[i].block_id, &got), 0);
+    check_block_eq(&got, &rows[i]);
+  }
+  tl_catalog_block got;
+  CHECK_EQ(tl_catalog_get_block(w.c, stored6.block_id, &got), 0);
+  check_block_eq(&got, &stored6);
+  /* Nothing to insert is no work. */
+  CHECK_EQ(tl_catalog_insert_blocks(w.c, rows, 0, &conflicts), 0);
+  CHECK_U64(conflicts, 0);
+
+  uint8_t ghost[16];
+  id_of(ghost, 0xb2, 404);
+  tl_catalog_block bad[2] = {
+      make_block(30, w.s.m.stream_id, w.p.m.process_id, 300),
+      make_block(31, ghost, w.p.m.process_id, 301)};
+  rc = tl_catalog_insert_blocks(w.c, bad, 2, &conflicts);
+  CHECK(rc < 0);
+  const char *msg = tl_catalog_errmsg(w.c);
+  if (!strstr(msg, "FOREIGN KEY") && !strstr(msg, "foreign key"))
+    FAILF("unexpected message: %s", msg);
+  CHECK_EQ(tl_catalog_get_block(w.c, bad[1].block_id, &got), TL_ENOTFOUND);
+  /* The good row alone goes in (again, if it went in with the group). */
+  CHECK_EQ(tl_catalog_insert_blocks(w.c, bad, 1, &conflicts), 0);
+  CHECK_U64(conflicts, 0);
+  CHECK_EQ(tl_catalog_get_block(w.c, bad[0].block_id, &got), 0);
+  free_world(&w);
+}
+
 TEST(conflicts_name_the_object) {
   world w;
   make_world(&w);

@@ -9,6 +9,7 @@ set(TL_CATALOG_TESTS
   round_trip_every_field
   unknown_ids_not_found
   insert_idempotent
+  insert_blocks_as_a_group
   conflicts_name_the_object
   stream_of_unknown_process_not_found
   block_of_unknown_stream_refused

@@ -611,6 +611,75 @@ TEST(no_sink_counts_blocks_as_failed) {
   CHECK(st.blocks_failed >= 1);
 }
 
+/* A sink that stores in groups (tl_config.sink_commit): every round that
+ * handed it blocks ends with a commit before tl_flush returns, and a failed
+ * commit counts the round's blocks as failed and their events as dropped.
+ * The flusher thread writes `grp`; the test reads it after tl_flush. */
+static struct {
+  uint64_t accepted, committed, commits;
+  bool fail;
+} grp;
+
+static int grp_sink(void *ctx, int kind, const uint8_t *p, size_t n) {
+  int rc = collector_sink(ctx, kind, p, n);
+  if (!rc && kind == TL_MSG_BLOCK)
+    grp.accepted++;
+  return rc;
+}
+
+static int grp_commit(void *ctx) {
+  (void)ctx;
+  grp.commits++;
+  uint64_t k = grp.accepted;
+  grp.accepted = 0;
+  if (grp.fail)
+    return TL_EIO;
+  grp.committed += k;
+  return 0;
+}
+
+TEST(committing_sink_ends_each_round) {
+  collector_init(&coll, false);
+  tl_config cfg = {0};
+  cfg.flags = TL_CONFIG_NO_ENV;
+  cfg.flush_period_ms = 3600 * 1000;
+  cfg.sink = grp_sink;
+  cfg.sink_commit = grp_commit;
+  cfg.sink_ctx = &coll;
+  CHECK_EQ(tl_init(&cfg), 0);
+  for (uint64_t round = 1; round <= 3; round++) {
+    for (int i = 0; i < 100; i++)
+      TL_INFO("item %d", i);
+    tl_flush();
+    CHECK_U64(grp.accepted, 0); /* committed before tl_flush returned */
+    CHECK_U64(grp.committed, round);
+    CHECK(grp.commits >= round);
+  }
+  uint64_t commits = grp.commits;
+  tl_flush(); /* nothing new: no block, no commit */
+  CHECK_U64(grp.commits, commits);
+
+  grp.fail = true;
+  for (int i = 0; i < 50; i++)
+    TL_INFO("lost %d", i);
+  tl_flush();
+  grp.fail = false;
+  tl_stats st;
+  tl_stats_get(&st);
+  CHECK_U64(st.blocks_failed, 1);
+  CHECK_U64(st.dropped[TL_DROP_SINK], 50);
+  CHECK_U64(st.events_recorded, 300);
+
+  for (int i = 0; i < 10; i++)
+    TL_INFO("after %d", i);
+  tl_shutdown();
+  tl_stats_get(&st);
+  CHECK_U64(st.blocks_failed, 1);
+  CHECK_U64(st.events_recorded, 310);
+  check_no_errors();
+  collector_free(&coll);
+}
+
 TEST(forked_child_counts_its_events_as_dropped) {
   init_with_collector(false, 0, 0, 1000);
   TL_INFO("parent before fork");

@@ -39,6 +39,7 @@ int tl__sink_spool_open(tl_sink **out, const char *dir, const uint8_t pid[16],
 typedef struct callback_sink {
   tl_sink base;
   tl_sink_fn fn;
+  tl_sink_commit_fn commit;
   void *ctx;
 } callback_sink;
 
@@ -47,17 +48,25 @@ static int callback_send(tl_sink *s, int kind, const uint8_t *p, size_t n) {
   return c->fn(c->ctx, kind, p, n);
 }
 
+static int callback_commit(tl_sink *s) {
+  callback_sink *c = (callback_sink *)s;
+  return c->commit(c->ctx);
+}
+
 static void free_sink(tl_sink *s) {
   free(s);
 }
 
-int tl__sink_callback_open(tl_sink **out, tl_sink_fn fn, void *ctx) {
+int tl__sink_callback_open(tl_sink **out, tl_sink_fn fn,
+                           tl_sink_commit_fn commit, void *ctx) {
   callback_sink *s = calloc(1, sizeof *s);
   if (!s)
     return TL_ENOMEM;
   s->base.send = callback_send;
+  s->base.commit = commit ? callback_commit : NULL;
   s->base.close = free_sink;
   s->fn = fn;
+  s->commit = commit;
   s->ctx = ctx;
   *out = &s->base;
   return 0;
