@@ -60,6 +60,7 @@ static int on_event(void *ctx, const tl_wire_event *e) {
   case TL_EV_LOG:
   case TL_EV_LOGF:
     copy_slice(o->msg, sizeof o->msg, e->v.msg);
+    o->u = e->v.msg.n; /* the whole message's length */
     break;
   case TL_EV_IMETRIC:
     o->u = e->v.u;

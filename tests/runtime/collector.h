@@ -22,7 +22,7 @@ typedef struct coll_event {
   int stream; /* index into streams */
   int level;
   uint64_t ticks;
-  uint64_t u; /* IMETRIC value, or async span id */
+  uint64_t u; /* IMETRIC value, async span id, or a log message's length */
   double f;
   uint64_t parent;
   uint32_t depth;

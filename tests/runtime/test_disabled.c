@@ -31,6 +31,7 @@ TEST(disabled_macros_record_nothing) {
     TL_ERROR("formatted %d %s", side_effect(), "x");
     TL_IMETRIC("m", "count", side_effect());
     TL_FMETRIC("f", "ratio", 0.5 * side_effect());
+    TL_LOG_STR(TL_LEVEL_INFO, "verbatim", (size_t)side_effect());
     TL_SPAN_SCOPE("scope");
     function_with_span();
     tl_async_span s = TL_ASYNC_BEGIN("async", TL_ASYNC_ROOT);

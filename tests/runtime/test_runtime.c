@@ -451,6 +451,33 @@ static void *named_thread(void *arg) {
   return NULL;
 }
 
+/* TL_LOG_STR records `len` bytes verbatim: no format ('%' kept), no NUL
+ * needed, cut at 8 KiB, across buffer exchanges like any message. */
+TEST(verbatim_messages) {
+  init_with_collector(true, 0, 4096 * 4, 1000);
+  static char big[20000];
+  memset(big, 'y', sizeof big);
+  TL_LOG_STR(TL_LEVEL_INFO, big, sizeof big); /* no NUL anywhere */
+  const char *line = "100% {\"a\":1} and the rest is not logged";
+  for (int i = 0; i < 500; i++) /* spans many 16 KiB buffers */
+    TL_LOG_STR(TL_LEVEL_WARN, line, 12);
+  TL_LOG_STR(TL_LEVEL_INFO, line, 0);
+  tl_shutdown();
+  check_no_errors();
+  CHECK_U64(coll.nev, 502);
+  CHECK_U64(coll.ev[0].u, 8192);
+  CHECK_EQ(coll.ev[0].msg[0], 'y');
+  CHECK_STR(coll.ev[1].msg, "100% {\"a\":1}");
+  CHECK_U64(coll.ev[1].u, 12);
+  CHECK_EQ(coll.ev[1].level, TL_LEVEL_WARN);
+  CHECK_STR(coll.ev[500].msg, "100% {\"a\":1}");
+  CHECK_STR(coll.ev[501].msg, "");
+  CHECK_STR(coll.ev[501].target, "tests::runtime");
+  tl_stats st;
+  tl_stats_get(&st);
+  CHECK_U64(total_dropped(&st), 0);
+}
+
 TEST(streams_carry_tags_and_thread_properties) {
   init_with_collector(true, 0, 0, 1000);
   pthread_t t;

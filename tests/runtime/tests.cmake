@@ -9,7 +9,7 @@ tl_test(test_runtime
         flush_is_synchronous aged_buffers_flushed_by_period
         events_after_shutdown_are_counted init_rejects_bad_config
         level_filter_from_environment span_scopes_close_on_every_exit
-        formatted_messages_and_truncation
+        formatted_messages_and_truncation verbatim_messages
         streams_carry_tags_and_thread_properties process_info_and_properties
         child_process_names_its_parent spool_sink_writes_complete_files
         no_sink_counts_blocks_as_failed committing_sink_ends_each_round
