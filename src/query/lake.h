@@ -87,10 +87,15 @@ uint64_t tl_session_files(const tl_session *s);
 #define TL_MERGE_MAX_BYTES ((uint64_t)64 << 20)
 #define TL_MERGE_MAX_ROWS ((uint64_t)1000000)
 #define TL_TRASH_GRACE_NS ((int64_t)60 * 1000000000)
+/* A partition is merged again only into one at least this many times its
+ * size: each row is rewritten about log_4(its final partition / the first)
+ * times, and a day's window holds at most 3 partitions of each size. */
+#define TL_MERGE_FAN_IN 4u
 
 typedef struct tl_merge_opts {
   uint64_t max_bytes; /* 0: TL_MERGE_MAX_BYTES */
   uint64_t max_rows;  /* 0: TL_MERGE_MAX_ROWS */
+  unsigned fan_in;    /* 0: TL_MERGE_FAN_IN; 2 doubles (log_2 rewrites) */
   /* Replaced files are deleted this long after the commit; < 0: the
    * default, TL_TRASH_GRACE_NS. */
   int64_t grace_ns;

@@ -568,12 +568,13 @@ out:
 
 /* Merges one run of candidates [0, k) (same day, under the limits
  * together), leaving out its largest members while one has more rows than
- * the others together: a row is then rewritten only when the partition it
- * is in at least doubles, about log2(limit / partition size) times in all.
- * Rows, not bytes: a small file's size is mostly fixed overhead. */
+ * the others together can grow it to `fan_in` times its size: a row is then
+ * rewritten only when the partition it is in grows that much, about
+ * log_fan_in(limit / partition size) times in all. Rows, not bytes: a small
+ * file's size is mostly fixed overhead. */
 static int merge_run(tl_lake *l, const tl_view_def *v, tl_partition *run,
-                     size_t k, int64_t grace_ns, tl_merge_stats *st, char *err,
-                     size_t errcap) {
+                     size_t k, unsigned fan_in, int64_t grace_ns,
+                     tl_merge_stats *st, char *err, size_t errcap) {
   if (k < 2)
     return 0;
   tl_partition **m = malloc(k * sizeof *m);
@@ -588,7 +589,7 @@ static int merge_run(tl_lake *l, const tl_view_def *v, tl_partition *run,
   size_t first = 0;
   for (; k - first >= 2; first++) {
     rest -= m[first]->nb_rows;
-    if (rest >= m[first]->nb_rows)
+    if (rest >= (uint64_t)(fan_in - 1) * m[first]->nb_rows)
       break;
   }
   int rc = 0;
@@ -604,6 +605,7 @@ static int merge_view(tl_lake *l, const tl_view_def *v, const tl_merge_opts *o,
   memset(&c, 0, sizeof c);
   c.max_bytes = o && o->max_bytes ? o->max_bytes : TL_MERGE_MAX_BYTES;
   c.max_rows = o && o->max_rows ? o->max_rows : TL_MERGE_MAX_ROWS;
+  unsigned fan_in = o && o->fan_in >= 2 ? o->fan_in : TL_MERGE_FAN_IN;
   int64_t grace = o && o->grace_ns >= 0 ? o->grace_ns : TL_TRASH_GRACE_NS;
   int rc = tl_catalog_list_partitions(l->cat, v->name, TL_INSTANCE_GLOBAL,
                                       INT64_MIN, INT64_MAX, collect_small, &c);
@@ -637,8 +639,8 @@ static int merge_view(tl_lake *l, const tl_view_def *v, const tl_merge_opts *o,
     if (j == i) /* cannot happen (every candidate is under the limits) */
       j = i + 1;
     char run_err[1024];
-    int rrc =
-        merge_run(l, v, c.p + i, j - i, grace, st, run_err, sizeof run_err);
+    int rrc = merge_run(l, v, c.p + i, j - i, fan_in, grace, st, run_err,
+                        sizeof run_err);
     if (rrc && !rc) {
       rc = rrc;
       snprintf(err, errcap, "%s", run_err);

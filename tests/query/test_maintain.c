@@ -306,9 +306,14 @@ TEST(merge_bounds_file_count_and_keeps_every_row_once) {
 }
 
 /* A large partition is left alone and the small ones beside it merge among
- * themselves, until together they weigh as much. */
+ * themselves, until together they weigh as much (fan-in 2: the rule of
+ * doubling; the default fan-in 4 is the test below). */
 TEST(merge_leaves_out_a_partition_larger_than_the_rest) {
   lake k;
+  tl_merge_opts two;
+  memset(&two, 0, sizeof two);
+  two.fan_in = 2;
+  two.grace_ns = -1;
   lake_open(&k, "ratio", morning());
   for (int i = 0; i < 8; i++) /* one partition of 8 blocks */
     add_block(&k, i, morning() + i * 60 * SEC, false);
@@ -320,7 +325,7 @@ TEST(merge_leaves_out_a_partition_larger_than_the_rest) {
   CHECK_U64(partitions(k.cat, "log_entries").n, 4);
   tl_merge_stats st;
   memset(&st, 0, sizeof st);
-  if (tl_lake_merge_with(k.lake, "log_entries", NULL, &st, err, sizeof err))
+  if (tl_lake_merge_with(k.lake, "log_entries", &two, &st, err, sizeof err))
     FAILF("merge: %s", err);
   CHECK_U64(st.merges, 1);
   CHECK_U64(st.replaced, 3);
@@ -330,7 +335,7 @@ TEST(merge_leaves_out_a_partition_larger_than_the_rest) {
   for (int i = 11; i < 16; i++) /* 3 + 5 blocks now outweigh the 8 */
     add_block(&k, i, morning() + i * 60 * SEC, true);
   memset(&st, 0, sizeof st);
-  if (tl_lake_merge_with(k.lake, "log_entries", NULL, &st, err, sizeof err))
+  if (tl_lake_merge_with(k.lake, "log_entries", &two, &st, err, sizeof err))
     FAILF("merge: %s", err);
   CHECK_U64(st.merges, 1);
   c = partitions(k.cat, "log_entries");
@@ -340,6 +345,54 @@ TEST(merge_leaves_out_a_partition_larger_than_the_rest) {
   CHECK_STR(r, "n\n320\n");
   free(r);
   lake_close(&k);
+}
+
+/* Partitions arriving one at a time, merged after each as the maintenance
+ * loop does: with the default fan-in 4 a row is rewritten when its
+ * partition has grown 4-fold, 2.5 times on average for 64 partitions (64
+ * -> 16 -> 4 -> 1 with 3 left at each size meanwhile); with fan-in 2,
+ * each doubling, 3.5 times. Every row stays exactly once. */
+TEST(merge_fan_in_bounds_how_often_a_row_is_rewritten) {
+  uint64_t rewritten[2] = {0, 0}, merges[2] = {0, 0};
+  for (int f = 0; f < 2; f++) {
+    lake k;
+    lake_open(&k, f ? "fan_in_2" : "fan_in_4", morning());
+    tl_merge_opts o;
+    memset(&o, 0, sizeof o);
+    o.fan_in = f ? 2 : 0; /* 0: the default */
+    o.grace_ns = -1;
+    uint64_t most = 0;
+    for (int i = 0; i < 64; i++) {
+      add_block(&k, i, morning() + i * 60 * SEC, true);
+      tl_merge_stats st;
+      memset(&st, 0, sizeof st);
+      char err[1024];
+      if (tl_lake_merge_with(k.lake, "log_entries", &o, &st, err, sizeof err))
+        FAILF("merge: %s", err);
+      rewritten[f] += st.rows;
+      merges[f] += st.merges;
+      part_count c = partitions(k.cat, "log_entries");
+      if (c.n > most)
+        most = c.n;
+    }
+    part_count c = partitions(k.cat, "log_entries");
+    CHECK_U64(c.n, 1);
+    CHECK_U64(c.rows, 64 * 20);
+    CHECK_U64(c.blocks, 64);
+    char *r = query(&k, "SELECT count(*) AS n, count(DISTINCT msg) AS d FROM "
+                        "log_entries");
+    CHECK_STR(r, "n,d\n1280,1280\n");
+    free(r);
+    printf("fan-in %d: %" PRIu64 " merges rewrote %" PRIu64
+           " rows for 1280 (%.2f times each); at most %" PRIu64 " partitions\n",
+           f ? 2 : 4, merges[f], rewritten[f], rewritten[f] / 1280.0, most);
+    CHECK_U64(most, f ? 6 : 9); /* at most 1 (fan-in 2) or 3 of each size */
+    lake_close(&k);
+  }
+  CHECK_U64(rewritten[0], 160 * 20);
+  CHECK_U64(merges[0], 16);
+  CHECK_U64(rewritten[1], 224 * 20);
+  CHECK_U64(merges[1], 32);
 }
 
 TEST(merged_files_outlive_sessions_for_the_grace_period) {
@@ -508,8 +561,9 @@ TEST(sweep_deletes_orphans_found_twice) {
   for (int i = 0; i < 3; i++)
     add_block(&k, i, morning() + i * 60 * SEC, true);
   char *before = query(&k, fingerprint_sql);
-  /* Merged away, in the trash for an hour. */
-  tl_merge_opts o = {0, 0, 3600 * SEC, NULL};
+  /* Merged away (fan-in 2: three partitions of one block merge), in the
+   * trash for an hour. */
+  tl_merge_opts o = {.grace_ns = 3600 * SEC, .fan_in = 2};
   char err[1024];
   if (tl_lake_merge_with(k.lake, "log_entries", &o, NULL, err, sizeof err))
     FAILF("merge: %s", err);
@@ -735,16 +789,19 @@ TEST(serve_materializes_and_merges_without_queries) {
   }
   CHECK(files_of(s.data, "log_entries") >= 1);
   CHECK(files_of(s.data, "measures") >= 1);
-  /* Within a few merge intervals, a partition holds most of our blocks. */
+  /* Within a few merge intervals, the 20 partitions of one block are
+   * merged down to at most 8: with fan-in 4, sizes where none has 3 times
+   * its size in smaller ones beside it, e.g. 6 4 3 2 2 1 1 1. */
   uint64_t until = th_now_ms() + 8000;
   part_count c;
-  while ((c = partitions(cat, "log_entries")).max_blocks < 10) {
+  while ((c = partitions(cat, "log_entries")).n > 8) {
     if (th_now_ms() > until)
       FAILF("no merge within 8 s: %" PRIu64 " partitions, at most %" PRId64
             " blocks each",
             c.n, c.max_blocks);
     th_sleep_ms(50);
   }
+  CHECK(c.max_blocks >= 3);
   tl_catalog_close(cat);
   CHECK_EQ(th_server_stop(&s.srv, SIGTERM, 15000), 0);
   CHECK(th_server_log_has(&s.srv, "tracelake: stopped"));

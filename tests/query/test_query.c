@@ -498,7 +498,7 @@ TEST(partitions_of_the_older_format_still_read) {
            "target,n,no_exe,no_props\ntests::legacy,%llu,true,true\n"
            "tests::query,1,false,false\n",
            (unsigned long long)f.rows[0]);
-  tl_merge_opts o = {0, 0, 0, NULL};
+  tl_merge_opts o = {.fan_in = 2}; /* the two partitions merge */
   tl_merge_stats st;
   memset(&st, 0, sizeof st);
   if (tl_lake_merge_with(lake, "log_entries", &o, &st, err, sizeof err))

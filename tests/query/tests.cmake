@@ -37,6 +37,7 @@ endforeach()
 set(TL_MAINTAIN_TESTS
   merge_bounds_file_count_and_keeps_every_row_once
   merge_leaves_out_a_partition_larger_than_the_rest
+  merge_fan_in_bounds_how_often_a_row_is_rewritten
   merged_files_outlive_sessions_for_the_grace_period
   merge_with_a_missing_file_fails_that_run_only
   concurrent_merges_keep_rows_and_leave_no_orphan_file
