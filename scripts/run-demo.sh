@@ -48,7 +48,7 @@ query "SELECT e.name, e.depth, count(*) FILTER (e.event_type = 'begin') AS begun
 
 # The server observed every one of those queries: its own metrics (ticks,
 # shown in seconds by the view) and its query log.
-sleep 0.5
+sleep 1 # the server flushes its own telemetry every 500 ms
 echo
 echo "latency of the queries above, per phase, from the server's own telemetry:"
 query "SELECT name, count(*) AS n, round(quantile_cont(value, 0.5) * 1e3, 3) AS p50_ms, round(quantile_cont(value, 0.95) * 1e3, 3) AS p95_ms FROM measures WHERE target = 'tracelake::query' AND unit = 'seconds' GROUP BY name ORDER BY p50_ms"

@@ -124,15 +124,15 @@ static int64_t ticks_ns(uint64_t ticks, uint64_t hz) {
  * recorded verbatim. Every string has a budget of output bytes (escapes
  * included), so the line always fits in a log message and stays valid JSON
  * and UTF-8: a long value is cut, never the line. */
-enum { LINE_MAX = 8192 };
+enum { QLOG_LINE = 8192 };
 typedef struct line {
-  char p[LINE_MAX];
+  char p[QLOG_LINE];
   size_t n;
 } line;
 
 static void put(line *l, const char *s, size_t n) {
-  if (n > LINE_MAX - l->n)
-    n = LINE_MAX - l->n;
+  if (n > QLOG_LINE - l->n)
+    n = QLOG_LINE - l->n;
   memcpy(l->p + l->n, s, n);
   l->n += n;
 }

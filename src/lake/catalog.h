@@ -68,7 +68,9 @@ int tl_catalog_insert_block(tl_catalog *c, const tl_catalog_block *b,
 /* Inserts `n` block rows in one transaction (a group commit). Returns 0
  * when every row is committed or was already there with the same blob size
  * and CRC; *conflicts counts the rows whose id was there with another blob
- * (not inserted). On an error no row is known to be committed. */
+ * (not inserted). On an error, any of the rows may or may not be committed
+ * (PostgreSQL: none; SQLite: all but the failing one, unless the commit
+ * itself failed): calling again with the same rows is safe. */
 int tl_catalog_insert_blocks(tl_catalog *c, const tl_catalog_block *b, size_t n,
                              size_t *conflicts);
 /* Reads a block row. TL_ENOTFOUND when unknown. */
