@@ -331,9 +331,10 @@ static void record_request(int kind, size_t n, uint64_t ticks, int status) {
     TL_IMETRIC("ingest_errors_4xx", "count", 1);
 }
 
-void tl_ingest_handle(tl_ingest *ig, int kind, const uint8_t *p, size_t n,
-                      bool record, tl_ingest_reply *r) {
-  uint64_t t0 = tl_ticks();
+/* Checks the message's kind and stores it; blocks into `g` when not NULL
+ * (the grouped in-process sink). */
+static void dispatch(tl_ingest *ig, int kind, const uint8_t *p, size_t n,
+                     group *g, tl_ingest_reply *r) {
   int got = tl_wire_kind(p, n);
   if (got < 0)
     reply(r, 400, "malformed %s: not a tracelake message (bad magic)",
@@ -346,7 +347,13 @@ void tl_ingest_handle(tl_ingest *ig, int kind, const uint8_t *p, size_t n,
   else if (kind == TL_MSG_STREAM)
     handle_stream(ig, p, n, r);
   else
-    handle_block(ig, p, n, NULL, r);
+    handle_block(ig, p, n, g, r);
+}
+
+void tl_ingest_handle(tl_ingest *ig, int kind, const uint8_t *p, size_t n,
+                      bool record, tl_ingest_reply *r) {
+  uint64_t t0 = tl_ticks();
+  dispatch(ig, kind, p, n, NULL, r);
   if (!record)
     return;
   record_request(kind, n, tl_ticks() - t0, r->status);
@@ -366,17 +373,14 @@ void tl_ingest_health(tl_ingest *ig, tl_ingest_reply *r) {
 
 int tl_ingest_sink(void *ctx, int kind, const uint8_t *p, size_t n) {
   tl_ingest_reply r;
-  tl_ingest_handle(ctx, kind, p, n, false, &r);
+  dispatch(ctx, kind, p, n, NULL, &r);
   return r.status == 200 ? 0 : TL_EUNAVAILABLE;
 }
 
 int tl_ingest_sink_grouped(void *ctx, int kind, const uint8_t *p, size_t n) {
   tl_ingest *ig = ctx;
   tl_ingest_reply r;
-  if (kind == TL_MSG_BLOCK && tl_wire_kind(p, n) == TL_MSG_BLOCK)
-    handle_block(ig, p, n, &ig->g, &r);
-  else
-    tl_ingest_handle(ig, kind, p, n, false, &r);
+  dispatch(ig, kind, p, n, &ig->g, &r);
   return r.status == 200 ? 0 : TL_EUNAVAILABLE;
 }
 
