@@ -56,78 +56,11 @@ int tl_app_parse_age(const char *s, int64_t *ns) {
   return 0;
 }
 
-typedef struct retire_ctx {
-  tl_store *store;
-  uint64_t blobs_failed;
-  /* the files of the partitions retired by the current batch */
-  char **files;
-  size_t nfiles, capfiles;
-  bool oom;
-} retire_ctx;
-
-static void delete_blob(void *ctx, const tl_catalog_block *b) {
-  retire_ctx *r = ctx;
-  char key[128];
-  tl_store_block_key(b->process_id, b->stream_id, b->block_id, key);
-  if (tl_store_delete(r->store, key))
-    r->blobs_failed++;
-}
-
-static void collect_file(void *ctx, const tl_partition *p) {
-  retire_ctx *r = ctx;
-  if (r->nfiles == r->capfiles) {
-    size_t cap = r->capfiles ? r->capfiles * 2 : 1024;
-    char **f = realloc(r->files, cap * sizeof *f);
-    if (!f) {
-      r->oom = true;
-      return;
-    }
-    r->files = f;
-    r->capfiles = cap;
-  }
-  if (!(r->files[r->nfiles] = strdup(p->file)))
-    r->oom = true;
-  else
-    r->nfiles++;
-}
-
-/* Retires the partitions whose last event is before `cutoff`, after the
- * blocks (docs/catalog.md: a partition retired before its blocks would have
- * them materialized again). Their files go to the trash, due at `due`. */
-static int retire_partitions(tl_catalog *cat, retire_ctx *r, int64_t cutoff,
-                             unsigned batch, int64_t due, uint64_t *total) {
-  int rc = 0;
-  unsigned n;
-  if (batch > TL_PARTITION_RETIRE_MAX)
-    batch = TL_PARTITION_RETIRE_MAX;
-  do {
-    r->nfiles = 0;
-    rc = tl_catalog_retire_partitions(cat, cutoff, batch, collect_file, r, &n);
-    *total += n;
-    if (r->nfiles) {
-      int trc =
-          tl_trash_add(r->store, due, (const char *const *)r->files, r->nfiles);
-      if (trc) { /* no list: delete them now rather than never */
-        fprintf(stderr, "tracelake admin retire: trash: %s; deleting now\n",
-                tl_strerror(trc));
-        for (size_t i = 0; i < r->nfiles; i++)
-          if (tl_store_delete(r->store, r->files[i]))
-            r->blobs_failed++;
-      }
-    }
-    for (size_t i = 0; i < r->nfiles; i++)
-      free(r->files[i]);
-    if (n)
-      fprintf(stderr, "\rretired %" PRIu64 " partitions", *total);
-  } while (!rc && n > 0);
-  if (*total)
-    fputc('\n', stderr);
-  if (r->oom) /* unreachable files, no row: only wasted space */
-    fprintf(stderr, "tracelake admin retire: out of memory: some partition "
-                    "files were left on disk\n");
-  free(r->files);
-  r->files = NULL;
-  return rc;
+/* Progress on stderr: one line, rewritten after each batch. */
+static void show_progress(void *ctx, const tl_retire_stats *st) {
+  (void)ctx;
+  fprintf(stderr, "\rretired %" PRIu64 " blocks, %" PRIu64 " partitions",
+          st->blocks, st->partitions);
 }
 
 int tl_app_admin(int argc, char **argv) {
@@ -199,24 +132,17 @@ int tl_app_admin(int argc, char **argv) {
              c.processes, c.streams, c.blocks, c.events, c.bytes,
              tl_catalog_backend(cat));
   } else {
-    int64_t now = tl_wall_ns(), cutoff = now - age;
-    retire_ctx r;
-    memset(&r, 0, sizeof r);
-    r.store = store;
-    uint64_t total = 0, parts = 0, deleted = 0;
-    unsigned n;
-    do {
-      rc = tl_catalog_retire_batch(cat, cutoff, batch, delete_blob, &r, &n);
-      total += n;
-      if (n)
-        fprintf(stderr, "\rretired %" PRIu64 " blocks", total);
-    } while (!rc && n > 0);
-    if (total)
+    int64_t now = tl_wall_ns();
+    tl_retire_stats st;
+    memset(&st, 0, sizeof st);
+    char err[1024];
+    uint64_t deleted = 0;
+    rc = tl_retire(cat, store, now - age, batch, now + grace, &st,
+                   show_progress, NULL, err, sizeof err);
+    if (st.blocks || st.partitions)
       fputc('\n', stderr);
-    if (!rc)
-      rc = retire_partitions(cat, &r, cutoff, batch, now + grace, &parts);
     if (rc)
-      fprintf(stderr, "tracelake admin retire: %s\n", tl_catalog_errmsg(cat));
+      fprintf(stderr, "tracelake admin retire: %s\n", err);
     /* What is due now: with --grace 0 these partitions' files, and what
      * earlier merges and retirements left. */
     int prc = tl_trash_purge(store, tl_wall_ns(), &deleted);
@@ -225,10 +151,10 @@ int tl_app_admin(int argc, char **argv) {
               tl_strerror(prc));
     printf("retired %" PRIu64 " blocks and %" PRIu64
            " partitions older than %s; %" PRIu64 " partition files deleted",
-           total, parts, age_arg, deleted);
-    if (parts && grace > 0)
+           st.blocks, st.partitions, age_arg, deleted);
+    if (st.partitions && grace > 0)
       printf(" (this run's files in %" PRId64 " s)", grace / 1000000000);
-    printf("%s\n", r.blobs_failed ? "; some files could not be deleted" : "");
+    printf("%s\n", st.undeleted ? "; some files could not be deleted" : "");
   }
   tl_store_close(store);
   tl_catalog_close(cat);

@@ -17,6 +17,12 @@
 #include "query/lake.h"
 #include "tracelake/tracelake.h"
 
+/* The nice value of the threads that store and materialize in the
+ * background (the telemetry flusher, the maintainer): when the CPUs are
+ * busy, the threads serving requests go first. Measured with bench_flight's
+ * phase 5c (docs/performance.md, "Flight SQL"). */
+#define SERVE_BACKGROUND_NICE 10
+
 static void usage(FILE *o) {
   fprintf(
       o, "usage: tracelake serve [options]\n\n"
@@ -50,7 +56,11 @@ static void usage(FILE *o) {
          "                      every MS ms (default 500; 0: never, then\n"
          "                      queries materialize what they lack)\n"
          "  --merge-interval-ms MS     merge small partitions every MS ms\n"
-         "                      (default 10000; 0: never)\n");
+         "                      (default 10000; 0: never)\n"
+         "  --retention AGE     delete the blocks and partitions that ended\n"
+         "                      more than AGE ago (30d, 12h, 90m), checked\n"
+         "                      at start and every minute (default: keep\n"
+         "                      everything; needs the maintenance thread)\n");
 }
 
 int tl_app_parse_hostport(const char *s, char *host, size_t cap,
@@ -120,6 +130,7 @@ int tl_app_serve(int argc, char **argv) {
   mo.interval_ms = 500;
   mo.merge_interval_ms = 10000;
   mo.merge.grace_ns = -1; /* the default */
+  mo.nice = SERVE_BACKGROUND_NICE;
   bool self_telemetry = true;
   tl_lake_opts lo = {0};
   unsigned max_calls = 0, worker_idle_s = 0;
@@ -192,6 +203,12 @@ int tl_app_serve(int argc, char **argv) {
         fprintf(stderr, "tracelake serve: --http-timeout must be >= 1\n");
         return 2;
       }
+    } else if (!strcmp(a, "--retention")) {
+      if (tl_app_parse_age(v, &mo.retention_ns) || mo.retention_ns <= 0) {
+        fprintf(stderr,
+                "tracelake serve: bad --retention %s (try 30d, 12h, 90m)\n", v);
+        return 2;
+      }
     } else if (!strcmp(a, "--maintain-interval-ms") ||
                !strcmp(a, "--merge-interval-ms")) {
       char *end;
@@ -210,6 +227,11 @@ int tl_app_serve(int argc, char **argv) {
     }
   }
   o.host = host;
+  if (mo.retention_ns && !mo.interval_ms) {
+    fprintf(stderr, "tracelake serve: --retention needs the maintenance "
+                    "thread (--maintain-interval-ms above 0)\n");
+    return 2;
+  }
   if (!tls_cert != !tls_key) {
     fprintf(stderr, "tracelake serve: --tls-cert and --tls-key go together\n");
     return 2;
@@ -252,6 +274,7 @@ int tl_app_serve(int argc, char **argv) {
     cfg.sink_commit = tl_ingest_sink_commit;
     cfg.sink_ctx = ig;
     cfg.flush_period_ms = 500;
+    cfg.flusher_nice = SERVE_BACKGROUND_NICE;
     cfg.properties = flight ? "service=tracelake-serve,role=ingest+query"
                             : "service=tracelake-serve,role=ingest";
     rc = tl_init(&cfg);

@@ -74,7 +74,8 @@ enum {
   PH_CONCURRENT = 4,
   PH_OVERHEAD = 8,
   PH_QREC = 16,
-  PH_ALL = 31
+  PH_PAIRS = 32, /* phase 5 over several fresh pairs of servers */
+  PH_ALL = 63
 };
 
 typedef struct opts {
@@ -87,7 +88,8 @@ typedef struct opts {
   uint64_t rows;            /* rows of the large results */
   unsigned reps;            /* runs of each large result */
   unsigned clients, seconds;
-  unsigned rounds, block; /* overhead: rounds of two blocks */
+  unsigned rounds, block;      /* overhead: rounds of two blocks */
+  unsigned pairs, pair_rounds; /* pairs: fresh server pairs, rounds each */
   bool keep;
 } opts;
 
@@ -1536,6 +1538,9 @@ static int phase_overhead(const opts *o, const server *on, const server *off,
   double *tmp = calloc(o->block, sizeof *tmp);
   double cpu[2] = {0, 0};
   int rc = -1;
+  /* BENCH_FLIGHT_ROUNDS_CSV=FILE: each round's two p50s (us) appended. */
+  const char *csv = getenv("BENCH_FLIGHT_ROUNDS_CSV");
+  FILE *rounds_csv = csv && *csv ? fopen(csv, "a") : NULL;
   if (!c[0] || !c[1] || !v[0] || !v[1] || !rd || !tmp)
     goto out;
   for (int k = 0; k < 2; k++)
@@ -1543,7 +1548,9 @@ static int phase_overhead(const opts *o, const server *on, const server *off,
       goto out;
   char pname[64];
   snprintf(pname, sizeof pname, "overhead_%s",
-           when[0] == 'f' ? "fresh" : "loaded");
+           !strcmp(when, "fresh")        ? "fresh"
+           : !strcmp(when, "after load") ? "loaded"
+                                         : when);
   pid_t perf = perf_start(o, on, off, pname);
   static cpu_sample w0s[2], w1s[2];
   for (int k = 0; k < 2; k++)
@@ -1565,6 +1572,9 @@ static int phase_overhead(const opts *o, const server *on, const server *off,
       p50[k] = pct(tmp, o->block, 50);
     }
     rd[round] = (p50[0] - p50[1]) * 1000.0;
+    if (rounds_csv)
+      fprintf(rounds_csv, "%s,%u,%.2f,%.2f\n", when, round, p50[0] * 1000.0,
+              p50[1] * 1000.0);
   }
   r->seconds = (double)(bench_mono_ns() - t0) / 1e9;
   int64_t w1 = wall_ns();
@@ -1612,6 +1622,8 @@ static int phase_overhead(const opts *o, const server *on, const server *off,
   }
   rc = 0;
 out:
+  if (rounds_csv)
+    fclose(rounds_csv);
   free(v[0]);
   free(v[1]);
   free(rd);
@@ -1663,6 +1675,134 @@ static void print_overhead(const opts *o, const overhead_result *r) {
                r->round_diff_max, r->cpu_on_us, r->cpu_off_us, r->flusher_us,
                r->maintain_us, r->blocks_per_s, r->streams, r->threads,
                r->workers_on_us, r->workers_off_us, TARGET_OVERHEAD_US, v);
+}
+
+/* ---- 5c. The same over several pairs of servers ------------------------ */
+
+/* One pair of server processes differs from the next by a few us whatever
+ * the telemetry (where the scheduler puts their threads, what their
+ * background work does meanwhile): the rounds of one pair cannot tell that
+ * offset from the telemetry's cost. So this phase starts `pairs` fresh
+ * pairs, one after the other, runs phase 5's rounds on each, and takes
+ * the interval over the pairs: each pair's median difference is one
+ * observation. */
+typedef struct pairs_result {
+  unsigned n;          /* pairs measured */
+  double med[64];      /* each pair's median per-round difference, us */
+  double workers[64];  /* each pair's serving-thread CPU difference, us */
+  double maintain[64]; /* each pair's maintenance CPU per query, us */
+  double flusher[64];  /* each pair's flusher CPU per query, us */
+  double other[64];    /* cores other processes used meanwhile */
+  double mean, lo, hi; /* mean of med[] and its 95% t-interval */
+  double srv_cpu;      /* CPU seconds of all the pairs' servers */
+  double median;       /* median of med[] */
+} pairs_result;
+
+#define MAX_PAIRS 64
+
+/* The two-sided 95% quantile of Student's t with df degrees of freedom. */
+static double t95(unsigned df) {
+  static const double t[] = {0,     12.706, 4.303, 3.182, 2.776, 2.571, 2.447,
+                             2.365, 2.306,  2.262, 2.228, 2.201, 2.179, 2.160,
+                             2.145, 2.131,  2.120, 2.110, 2.101, 2.093, 2.086};
+  if (df < sizeof t / sizeof t[0])
+    return t[df];
+  return df < 30 ? 2.06 : df < 60 ? 2.02 : 1.98;
+}
+
+static int phase_pairs(const opts *o, const char *work, pairs_result *pr) {
+  memset(pr, 0, sizeof *pr);
+  opts po = *o;
+  po.rounds = o->pair_rounds;
+  po.perf = NULL; /* a profile per pair would be noise */
+  printf("  %-5s %10s %10s %10s %11s %11s %10s %6s\n", "pair", "p50 on ms",
+         "p50 off ms", "median us", "workers us", "maintain us", "flusher us",
+         "other");
+  for (unsigned p = 0; p < o->pairs; p++) {
+    char n_on[32], n_off[32], when[16];
+    snprintf(n_on, sizeof n_on, "pair%u-telemetry", p + 1);
+    snprintf(n_off, sizeof n_off, "pair%u-no-telemetry", p + 1);
+    snprintf(when, sizeof when, "pair%u", p + 1);
+    server on = {0}, off = {0};
+    overhead_result r;
+    bench_cpu_sample c0, c1;
+    bench_cpu_sample_take(&c0);
+    /* Alternate which server starts first, against an order effect. */
+    int rc = p % 2 ? server_start(&off, o, work, n_off, false) ||
+                         server_start(&on, o, work, n_on, true)
+                   : server_start(&on, o, work, n_on, true) ||
+                         server_start(&off, o, work, n_off, false);
+    if (!rc)
+      rc = phase_overhead(&po, &on, &off, when, &r);
+    /* Other processes: busy CPU less this process and the pair's servers
+     * (their CPU since they started, shortly after c0). */
+    double srv = proc_cpu_s(on.pid) + proc_cpu_s(off.pid);
+    bench_cpu_sample_take(&c1);
+    double wall = (double)(c1.wall_ns - c0.wall_ns) / 1e9;
+    server_stop(&on);
+    server_stop(&off);
+    for (int k = 0; !o->keep && k < 2; k++) /* tens of MiB each */
+      if ((k ? off : on).data[0])
+        bench_rm_rf((k ? off : on).data);
+    if (rc)
+      return -1;
+    unsigned k = pr->n++;
+    pr->med[k] = r.round_diff_med;
+    pr->workers[k] = r.workers_on_us - r.workers_off_us;
+    pr->maintain[k] = r.maintain_us;
+    pr->flusher[k] = r.flusher_us;
+    pr->srv_cpu += srv;
+    pr->other[k] = ((c1.busy - c0.busy) - (c1.self - c0.self) - srv) / wall;
+    if (pr->other[k] < 0) /* /proc's 10 ms ticks */
+      pr->other[k] = 0;
+    printf("  %-5u %10.3f %10.3f %+10.1f %+11.2f %11.1f %10.1f %6.2f\n", p + 1,
+           r.on.p50, r.off.p50, r.round_diff_med, pr->workers[k], r.maintain_us,
+           r.flusher_us, pr->other[k]);
+    fflush(stdout);
+  }
+  if (pr->n < 2)
+    return -1;
+  double sum = 0, ss = 0, tmp[MAX_PAIRS];
+  for (unsigned k = 0; k < pr->n; k++)
+    sum += pr->med[k];
+  pr->mean = sum / pr->n;
+  for (unsigned k = 0; k < pr->n; k++)
+    ss += (pr->med[k] - pr->mean) * (pr->med[k] - pr->mean);
+  double half = t95(pr->n - 1) * sqrt(ss / (pr->n - 1) / pr->n);
+  pr->lo = pr->mean - half;
+  pr->hi = pr->mean + half;
+  memcpy(tmp, pr->med, pr->n * sizeof *tmp);
+  pr->median = pct(tmp, pr->n, 50);
+  return 0;
+}
+
+static const char *pairs_verdict(const pairs_result *pr) {
+  return pr->hi <= TARGET_OVERHEAD_US  ? "met"
+         : pr->lo > TARGET_OVERHEAD_US ? "MISSED"
+                                       : "not resolved";
+}
+
+static void print_pairs(const opts *o, const pairs_result *pr) {
+  double w = 0, m = 0, f = 0;
+  for (unsigned k = 0; k < pr->n; k++) {
+    w += pr->workers[k] / pr->n;
+    m += pr->maintain[k] / pr->n;
+    f += pr->flusher[k] / pr->n;
+  }
+  printf("  over %u pairs: mean of the pairs' medians %+.1f us, 95%% CI "
+         "%+.1f .. %+.1f us (t, %u df); median of the pairs' medians %+.1f "
+         "us; serving threads' CPU %+.2f us, maintenance %.1f us and flusher "
+         "%.1f us per query (means)\n",
+         pr->n, pr->mean, pr->lo, pr->hi, pr->n - 1, pr->median, w, m, f);
+  printf("  target <= %.0f us per query (the mean over pairs, its 95%% CI): "
+         "%s\n",
+         TARGET_OVERHEAD_US, pairs_verdict(pr));
+  bench_result("RESULT bench=flight name=overhead_pairs pairs=%u "
+               "rounds_per_pair=%u block=%u mean_us=%.2f ci_lo_us=%.2f "
+               "ci_hi_us=%.2f median_us=%.2f workers_us=%.3f maintain_us=%.2f "
+               "flusher_us=%.2f target=diff<=%.0fus verdict=%s",
+               pr->n, o->pair_rounds, o->block, pr->mean, pr->lo, pr->hi,
+               pr->median, w, m, f, TARGET_OVERHEAD_US, pairs_verdict(pr));
 }
 
 /* ---- 6. The instrumentation alone, in this process ---------------------- */
@@ -1751,13 +1891,15 @@ static void usage(FILE *f) {
       f, "usage: bench_flight --tracelake PATH [options]\n"
          "  --tracelake PATH  the tracelake executable (servers, demo load)\n"
          "  --dir DIR         parent of the work directory ($TMPDIR or /tmp)\n"
-         "  --phases LIST     latency,throughput,concurrent,overhead,qrec "
-         "(all)\n"
+         "  --phases LIST     latency,throughput,concurrent,overhead,pairs,"
+         "qrec (all)\n"
          "  --queries N       timed SELECT 1 queries (2000); --warmup N (100)\n"
          "  --rows N          rows of the large results (10000000)\n"
          "  --reps N          runs of each large result (3)\n"
          "  --clients N       concurrent clients (32); --seconds N (60)\n"
          "  --rounds N        overhead rounds (40) of two --block N (200)\n"
+         "  --pairs N         server pairs of the pairs phase (24), each for\n"
+         "                    --pair-rounds N rounds (50)\n"
          "  --perf DIR        perf record the server and this process per "
          "phase\n"
          "  --callgraph MODE  perf's --call-graph mode (fp; dwarf,32768)\n"
@@ -1782,6 +1924,8 @@ static unsigned parse_phases(const char *v) {
       p |= PH_OVERHEAD;
     else if (!strcmp(t, "qrec"))
       p |= PH_QREC;
+    else if (!strcmp(t, "pairs"))
+      p |= PH_PAIRS;
     else
       return 0;
   }
@@ -1801,6 +1945,8 @@ int main(int argc, char **argv) {
   o.seconds = 60;
   o.rounds = 40;
   o.block = 200;
+  o.pairs = 24;
+  o.pair_rounds = 50;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -1842,6 +1988,10 @@ int main(int argc, char **argv) {
       o.rounds = (unsigned)strtoul(v, NULL, 10);
     else if (!strcmp(a, "--block"))
       o.block = (unsigned)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--pairs"))
+      o.pairs = (unsigned)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--pair-rounds"))
+      o.pair_rounds = (unsigned)strtoul(v, NULL, 10);
     else {
       usage(stderr);
       return 2;
@@ -1849,7 +1999,7 @@ int main(int argc, char **argv) {
   }
   if (!o.tracelake || !o.phases || !o.queries || !o.rows || !o.reps ||
       !o.clients || o.clients > MAX_CLIENTS || !o.seconds || !o.rounds ||
-      !o.block) {
+      !o.block || o.pairs < 2 || o.pairs > MAX_PAIRS || !o.pair_rounds) {
     usage(stderr);
     return 2;
   }
@@ -1866,6 +2016,23 @@ int main(int argc, char **argv) {
          work, o.tracelake);
   bench_cpu_sample q0, q1 = {0};
   bench_cpu_sample_take(&q0);
+  pairs_result pr;
+  bool have_pairs = false;
+  if (o.phases & PH_PAIRS) { /* first: its own servers, one pair at a time */
+    printf("\n#### 5c. Self-telemetry overhead over %u pairs of fresh "
+           "servers: SELECT 1, %u rounds of %u queries on each server of "
+           "each pair, interleaved (ABBA)\n",
+           o.pairs, o.pair_rounds, o.block);
+    fflush(stdout);
+    if (phase_pairs(&o, work, &pr)) {
+      if (!o.keep)
+        bench_rm_rf(work);
+      return 1;
+    }
+    have_pairs = true;
+    print_pairs(&o, &pr);
+    fflush(stdout);
+  }
   double srv_cpu0[2] = {0, 0}, srv_cpu1[2] = {0, 0};
 
   int status = 0;
@@ -1885,6 +2052,8 @@ int main(int argc, char **argv) {
   br[1].label = "BIGINT + a 30-40 byte VARCHAR";
   snprintf(br[1].sql, sizeof br[1].sql, Q_STR, o.rows);
 
+  if (!(o.phases & (PH_LATENCY | PH_THROUGHPUT | PH_CONCURRENT | PH_OVERHEAD)))
+    goto in_process; /* no phase needs the two long-lived servers */
   if (server_start(&on, &o, work, "telemetry", true) ||
       ((o.phases & PH_OVERHEAD) &&
        server_start(&off, &o, work, "no-telemetry", false))) {
@@ -2132,6 +2301,7 @@ int main(int argc, char **argv) {
   server_stop(&on);
   server_stop(&off);
 
+in_process:
   /* Last: it starts libtracelake's runtime in this process. */
   if (o.phases & PH_QREC) {
     printf("\n#### 6. The per-query instrumentation alone (qlog.c's calls "
@@ -2165,7 +2335,8 @@ out:
   {
     /* Other processes = busy CPU minus this process and the servers. */
     double wall = (double)(q1.wall_ns - q0.wall_ns) / 1e9;
-    double srv = (srv_cpu1[0] - srv_cpu0[0]) + (srv_cpu1[1] - srv_cpu0[1]);
+    double srv = (srv_cpu1[0] - srv_cpu0[0]) + (srv_cpu1[1] - srv_cpu0[1]) +
+                 (have_pairs ? pr.srv_cpu : 0);
     double other =
         wall > 0 ? ((q1.busy - q0.busy) - (q1.self - q0.self) - srv) / wall : 0;
     double load[3] = {0, 0, 0};
@@ -2236,6 +2407,11 @@ out:
                                                    : "not resolved",
            r->round_diff_lo, r->round_diff_hi, r->cpu_on_us - r->cpu_off_us);
   }
+  if (have_pairs)
+    printf("  %-52s %-10s %+10.1f us  %s (95%% CI %+.1f..%+.1f us over %u "
+           "pairs)\n",
+           "5c. self-telemetry, SELECT 1, pairs of servers", "<= 2 us", pr.mean,
+           pairs_verdict(&pr), pr.lo, pr.hi, pr.n);
   if (have_qrec)
     printf("  %-52s %-10s %10.2f us  %s\n",
            "   (instrumentation alone, in-process)", "<= 2 us",

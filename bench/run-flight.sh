@@ -15,12 +15,15 @@
 # BENCH_FLIGHT_CLIENTS (32), BENCH_FLIGHT_QUERIES (timed SELECT 1, 2000),
 # BENCH_FLIGHT_ROWS (rows of the large results, 10000000),
 # BENCH_FLIGHT_REPS (runs of each large result, 3), BENCH_FLIGHT_PHASES
-# (latency,throughput,concurrent,overhead,qrec; default all), BENCH_PERF=1
+# (latency,throughput,concurrent,overhead,pairs,qrec; default all),
+# BENCH_FLIGHT_PAIRS (fresh server pairs of phase 5c, 24) and
+# BENCH_FLIGHT_PAIR_ROUNDS (its rounds per pair, 50), BENCH_PERF=1
 # (perf record of the server and the client per phase, top symbols
 # printed), BENCH_PERF_CALLGRAPH (perf's --call-graph mode, fp; dwarf,16384
 # attributes DuckDB's and gRPC's frames too, at a cost),
 # BENCH_FLIGHT_SERVE_ARGS (more `tracelake serve` options for both servers,
-# e.g. "--maintain-interval-ms 0", for experiments).
+# e.g. "--maintain-interval-ms 0", for experiments), BENCH_FLIGHT_ROUNDS_CSV
+# (a file: phase 5's rounds appended as `phase,round,p50 on,p50 off` in us).
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 1
@@ -40,6 +43,8 @@ args=(--tracelake "$build/tracelake"
   --queries "${BENCH_FLIGHT_QUERIES:-2000}"
   --rows "${BENCH_FLIGHT_ROWS:-10000000}"
   --reps "${BENCH_FLIGHT_REPS:-3}"
+  --pairs "${BENCH_FLIGHT_PAIRS:-24}"
+  --pair-rounds "${BENCH_FLIGHT_PAIR_ROUNDS:-50}"
   --phases "${BENCH_FLIGHT_PHASES:-all}")
 [ -n "${BENCH_DIR:-}" ] && args+=(--dir "$BENCH_DIR")
 perfdir=""

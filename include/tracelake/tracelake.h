@@ -118,6 +118,11 @@ typedef struct tl_config {
   tl_sink_fn sink; /* in-process sink: takes precedence over url/spool */
   void *sink_ctx;
   tl_sink_commit_fn sink_commit; /* optional, with `sink` */
+  int flusher_nice; /* 0..19: the flusher thread's nice value (Linux: per
+                       thread); 0 leaves it as the process's. A higher
+                       value lets the recording threads run first when
+                       the CPUs are busy (the flusher then falls behind,
+                       and a full memory limit counts drops) */
 } tl_config;
 
 /* Starts the runtime: calibrates the TSC (about 10 ms), gathers process

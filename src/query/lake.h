@@ -147,6 +147,24 @@ int tl_trash_add(tl_store *store, int64_t due, const char *const *files,
  * when a file could not be removed (its list is kept for the next call). */
 int tl_trash_purge(tl_store *store, int64_t now, uint64_t *deleted);
 
+/* Retention: retires what ended before `cutoff` (UTC ns), `batch`
+ * (1..100000) catalog rows per transaction: first the blocks whose end time
+ * is before it (their rows, then their blobs), then the partitions whose
+ * last event is (their rows; their files into the trash, due at `due`, or
+ * deleted at once when no trash list can be written). Safe while servers
+ * ingest, materialize and query, and with several retirers at once.
+ * `progress` (may be NULL) is called after each batch with the totals so
+ * far. Adds to *st. Returns 0, TL_EINVAL (batch), or a catalog error with
+ * `err` set (what was retired before it stays retired). */
+typedef struct tl_retire_stats {
+  uint64_t blocks, partitions;
+  uint64_t undeleted; /* blobs or files that could not be deleted */
+} tl_retire_stats;
+int tl_retire(tl_catalog *cat, tl_store *store, int64_t cutoff, unsigned batch,
+              int64_t due, tl_retire_stats *st,
+              void (*progress)(void *ctx, const tl_retire_stats *st), void *ctx,
+              char *err, size_t errcap);
+
 /* Orphan files: partition files under DATA/views/ (temp files included)
  * that no partition of the catalog names and no trash list holds, left by a
  * crash or a lost catalog reply. Each call lists them and deletes those the
@@ -164,8 +182,10 @@ void tl_orphan_sweep_free(tl_orphan_sweep *sw); /* accepts NULL */
 
 /* The maintenance thread of `tracelake serve`: every `interval_ms`, it
  * materializes what was acknowledged, every `merge_interval_ms` (0: never)
- * merges the global views' small partitions, it purges the trash, and
- * every hour it sweeps orphan files (tl_lake_sweep). It
+ * merges the global views' small partitions, it purges the trash, every
+ * hour it sweeps orphan files (tl_lake_sweep), and with a `retention_ns`
+ * it retires what ended before now - retention_ns (tl_retire) at start and
+ * every minute. It
  * reports its work with the process's own telemetry (counters maintain_*,
  * durations in ticks) and warns on errors; an error never stops it. */
 typedef struct tl_maintainer tl_maintainer;
@@ -173,6 +193,8 @@ typedef struct tl_maintainer_opts {
   unsigned interval_ms;       /* > 0 */
   unsigned merge_interval_ms; /* 0: no merging */
   tl_merge_opts merge;        /* `cancel` is set by the maintainer */
+  int nice; /* 0..19: the thread's nice value; 0 leaves the process's */
+  int64_t retention_ns; /* > 0: keep what ended within it; 0: everything */
 } tl_maintainer_opts;
 
 /* Starts the thread over `l` (borrowed: it must outlive the maintainer);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -158,6 +159,92 @@ int tl_trash_purge(tl_store *store, int64_t now, uint64_t *deleted) {
     free(due[i]);
   }
   free(due);
+  return rc;
+}
+
+/* ---- Retention ------------------------------------------------------------
+ * Blocks first, then partitions (docs/catalog.md: a partition retired before
+ * its blocks would have them materialized again). */
+
+typedef struct retire_ctx {
+  tl_store *store;
+  tl_retire_stats *st;
+  char **files; /* the partition files of the current batch */
+  size_t nfiles, cap;
+} retire_ctx;
+
+static void delete_blob(void *ctx, const tl_catalog_block *b) {
+  retire_ctx *r = ctx;
+  char key[128];
+  tl_store_block_key(b->process_id, b->stream_id, b->block_id, key);
+  if (tl_store_delete(r->store, key))
+    r->st->undeleted++;
+}
+
+static void collect_file(void *ctx, const tl_partition *p) {
+  retire_ctx *r = ctx;
+  if (r->nfiles == r->cap) {
+    size_t cap = r->cap ? r->cap * 2 : 1024;
+    char **f = realloc(r->files, cap * sizeof *f);
+    if (!f) { /* no row, the file stays: only wasted space */
+      r->st->undeleted++;
+      return;
+    }
+    r->files = f;
+    r->cap = cap;
+  }
+  if (!(r->files[r->nfiles] = strdup(p->file)))
+    r->st->undeleted++;
+  else
+    r->nfiles++;
+}
+
+/* The current batch's partition files: into the trash, or deleted now
+ * rather than never when no list can be written. */
+static void discard_files(retire_ctx *r, int64_t due) {
+  if (r->nfiles &&
+      tl_trash_add(r->store, due, (const char *const *)r->files, r->nfiles))
+    for (size_t i = 0; i < r->nfiles; i++)
+      if (tl_store_delete(r->store, r->files[i]))
+        r->st->undeleted++;
+  for (size_t i = 0; i < r->nfiles; i++)
+    free(r->files[i]);
+  r->nfiles = 0;
+}
+
+int tl_retire(tl_catalog *cat, tl_store *store, int64_t cutoff, unsigned batch,
+              int64_t due, tl_retire_stats *st,
+              void (*progress)(void *ctx, const tl_retire_stats *st), void *ctx,
+              char *err, size_t errcap) {
+  TL_SPAN_FN();
+  err[0] = 0;
+  if (batch < 1 || batch > 100000) {
+    snprintf(err, errcap, "batch must be 1..100000");
+    return TL_EINVAL;
+  }
+  retire_ctx r = {store, st, NULL, 0, 0};
+  int rc;
+  unsigned n;
+  do {
+    rc = tl_catalog_retire_batch(cat, cutoff, batch, delete_blob, &r, &n);
+    st->blocks += n;
+    if (n && progress)
+      progress(ctx, st);
+  } while (!rc && n > 0);
+  if (batch > TL_PARTITION_RETIRE_MAX)
+    batch = TL_PARTITION_RETIRE_MAX;
+  while (!rc) {
+    rc = tl_catalog_retire_partitions(cat, cutoff, batch, collect_file, &r, &n);
+    st->partitions += n;
+    discard_files(&r, due);
+    if (!n)
+      break;
+    if (progress)
+      progress(ctx, st);
+  }
+  free(r.files);
+  if (rc)
+    snprintf(err, errcap, "catalog: %s", tl_catalog_errmsg(cat));
   return rc;
 }
 
@@ -702,6 +789,7 @@ struct tl_maintainer {
   /* Materialization since the last report. */
   tl_materialize_stats mat;
   uint64_t mat_cycles, mat_ticks, deleted, orphans;
+  tl_retire_stats retired;
   tl_orphan_sweep *sweep; /* the orphans the last sweep saw */
 };
 
@@ -714,6 +802,11 @@ struct tl_maintainer {
  * a row (an hour apart, far longer than anything in flight or in the
  * trash's grace period) is deleted. */
 #define SWEEP_NS ((uint64_t)3600 * 1000000000)
+
+/* With a retention period, what fell out of it is retired at start and
+ * every minute (an idle run costs two catalog queries). */
+#define RETIRE_NS ((uint64_t)60 * 1000000000)
+#define RETIRE_BATCH 1000
 
 /* One warning per 10 s at most: a catalog that is down for an hour would
  * otherwise log a line per cycle. Every error is counted. */
@@ -739,6 +832,11 @@ static void report(tl_maintainer *m) {
     TL_IMETRIC("maintain_files_deleted", "count", m->deleted);
   if (m->orphans)
     TL_IMETRIC("maintain_orphans_deleted", "count", m->orphans);
+  if (m->retired.blocks || m->retired.partitions) {
+    TL_IMETRIC("maintain_blocks_retired", "count", m->retired.blocks);
+    TL_IMETRIC("maintain_partitions_retired", "count", m->retired.partitions);
+  }
+  memset(&m->retired, 0, sizeof m->retired);
   memset(&m->mat, 0, sizeof m->mat);
   m->mat_cycles = m->mat_ticks = m->deleted = m->orphans = 0;
 }
@@ -788,6 +886,24 @@ static void purge_step(tl_maintainer *m) {
     warn(m, "purging the trash", tl_strerror(rc));
 }
 
+static void retire_step(tl_maintainer *m) {
+  char err[1024];
+  int64_t now = tl_wall_ns();
+  int64_t grace =
+      m->o.merge.grace_ns >= 0 ? m->o.merge.grace_ns : TL_TRASH_GRACE_NS;
+  tl_retire_stats st;
+  memset(&st, 0, sizeof st);
+  int rc =
+      tl_retire(m->l->cat, m->l->store, now - m->o.retention_ns, RETIRE_BATCH,
+                now + grace, &st, NULL, NULL, err, sizeof err);
+  m->retired.blocks += st.blocks;
+  m->retired.partitions += st.partitions;
+  if (rc)
+    warn(m, "retiring old data", err);
+  else if (st.undeleted)
+    warn(m, "retiring old data", "some files could not be deleted");
+}
+
 static void sweep_step(tl_maintainer *m) {
   char err[1024];
   if (tl_lake_sweep(m->l, &m->sweep, &m->orphans, err, sizeof err))
@@ -797,12 +913,20 @@ static void sweep_step(tl_maintainer *m) {
 static void *maintain_main(void *arg) {
   tl_maintainer *m = arg;
   pthread_setname_np(pthread_self(), "tl-maintain");
+  /* Best effort: a failure leaves the process's priority. Note that the
+   * DuckDB threads a statement of this thread uses keep theirs. */
+  if (m->o.nice)
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), m->o.nice);
   const uint64_t ms = 1000000;
   uint64_t next_merge = tl_mono_ns() + m->o.merge_interval_ms * ms;
   uint64_t next_report = tl_mono_ns() + REPORT_NS;
-  uint64_t next_sweep = tl_mono_ns();
+  uint64_t next_sweep = tl_mono_ns(), next_retire = tl_mono_ns();
   while (!m->stop) {
     uint64_t start = tl_mono_ns();
+    if (m->o.retention_ns && start >= next_retire) {
+      retire_step(m); /* first: what it retires need not be materialized */
+      next_retire = tl_mono_ns() + RETIRE_NS;
+    }
     materialize_step(m);
     if (m->o.merge_interval_ms && !m->stop && tl_mono_ns() >= next_merge) {
       merge_step(m);
@@ -834,7 +958,7 @@ static void *maintain_main(void *arg) {
 
 int tl_maintainer_start(tl_maintainer **out, tl_lake *l,
                         const tl_maintainer_opts *o) {
-  if (!o->interval_ms)
+  if (!o->interval_ms || o->nice < 0 || o->nice > 19 || o->retention_ns < 0)
     return TL_EINVAL;
   tl_maintainer *m = calloc(1, sizeof *m);
   if (!m)

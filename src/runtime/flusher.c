@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -459,6 +460,9 @@ void *tl__flusher_main(void *arg) {
   if (!tl_process_encode(&rt->proc.msg, &f.out))
     sink_send(TL_MSG_PROCESS, f.out.p, f.out.len);
   pthread_setname_np(pthread_self(), "tl-flusher");
+  /* Best effort: a failure leaves the process's priority. */
+  if (rt->cfg.flusher_nice)
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), rt->cfg.flusher_nice);
   /* The flusher's own metrics stream (never registered, never recorded). */
   static tl_thread self;
   memset(&self, 0, sizeof self);

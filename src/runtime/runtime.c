@@ -180,6 +180,8 @@ static int config_resolve(tl_runtime *rt, const tl_config *in, tl_config *out,
     return TL_EINVAL;
   if (out->memory_limit / out->buffer_size < 2)
     return TL_EINVAL;
+  if (out->flusher_nice < 0 || out->flusher_nice > 19)
+    return TL_EINVAL;
   const char *url = env(c, "TRACELAKE_URL");
   const char *key = env(c, "TRACELAKE_API_KEY");
   const char *spool = env(c, "TRACELAKE_SPOOL");

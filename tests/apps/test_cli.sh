@@ -43,4 +43,14 @@ grep -q "truncated" "$tmp/err.txt" || fail "no reason: $(cat "$tmp/err.txt")"
 echo "hello" >"$tmp/text.tl"
 if "$bin" dump "$tmp/text.tl" 2>"$tmp/err.txt"; then fail "text accepted"; fi
 grep -q "not a tracelake message" "$tmp/err.txt" || fail "no reason for text"
+# Bad serve options: exit 2 and a reason, before anything is opened.
+for args in "--retention 0" "--retention 5x" "--retention 5d --maintain-interval-ms 0"; do
+  # shellcheck disable=SC2086
+  if "$bin" serve --data "$tmp/never" $args 2>"$tmp/err.txt"; then
+    fail "serve $args accepted"
+  fi
+  grep -q "retention" "$tmp/err.txt" || fail "serve $args: no reason: $(cat "$tmp/err.txt")"
+done
+[ ! -e "$tmp/never" ] || fail "serve made its data directory despite bad options"
+"$bin" serve --help | grep -q -- "--retention AGE" || fail "serve --help lacks --retention"
 echo "ok"

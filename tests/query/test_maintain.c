@@ -9,11 +9,13 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "ingest/harness.h"
 #include "ingest/ingest.h"
+#include "procfs.h"
 #include "query/lake.h"
 #include "test.h"
 #include "wire/wire.h"
@@ -633,6 +635,19 @@ static int run_tool(const char *const *args, tl_bytes *out) {
   return rc;
 }
 
+/* Runs `tracelake sql --format csv SQL` on the lake in `data` and checks
+ * that it succeeds with exactly `want`. */
+static void expect_csv(const char *data, const char *sql, const char *want) {
+  const char *args[] = {
+      "sql",      "--data", data, "--catalog", th_catalog_spec(data),
+      "--format", "csv",    sql,  NULL};
+  tl_bytes out;
+  int rc = run_tool(args, &out);
+  if (rc != 0 || strcmp((char *)out.p, want))
+    FAILF("sql: %d\n%s\nwanted:\n%s", rc, (char *)out.p, want);
+  tl_bytes_free(&out);
+}
+
 TEST(retire_removes_old_partitions_files_and_rows) {
   lake k;
   int64_t now = tl_wall_ns();
@@ -671,21 +686,11 @@ TEST(retire_removes_old_partitions_files_and_rows) {
   tl_catalog_close(cat);
 
   /* Queries see only the recent rows (and materialize nothing again). */
-  const char *sql[] = {"sql",
-                       "--data",
-                       data,
-                       "--catalog",
-                       spec,
-                       "--format",
-                       "csv",
-                       "SELECT count(*) AS n, min(epoch_ns(time)) > "
-                       "(epoch_ms(now()) - 3600000) * 1000000 AS recent, "
-                       "(SELECT count(*) FROM measures) AS m FROM log_entries",
-                       NULL};
-  rc = run_tool(sql, &out);
-  if (rc != 0 || strcmp((char *)out.p, "n,recent,m\n100,true,50\n"))
-    FAILF("sql: %d\n%s", rc, (char *)out.p);
-  tl_bytes_free(&out);
+  expect_csv(data,
+             "SELECT count(*) AS n, min(epoch_ns(time)) > "
+             "(epoch_ms(now()) - 3600000) * 1000000 AS recent, "
+             "(SELECT count(*) FROM measures) AS m FROM log_entries",
+             "n,recent,m\n100,true,50\n");
 
   /* Past the grace period, a purge (a server's, or the next retire's)
    * deletes them. */
@@ -806,41 +811,136 @@ TEST(serve_materializes_and_merges_without_queries) {
   CHECK_EQ(th_server_stop(&s.srv, SIGTERM, 15000), 0);
   CHECK(th_server_log_has(&s.srv, "tracelake: stopped"));
   /* Every row once, through the views. */
-  const char *spec = th_catalog_spec(s.data);
-  const char *sql[] = {"sql",
-                       "--data",
-                       s.data,
-                       "--catalog",
-                       spec,
-                       "--format",
-                       "csv",
-                       "SELECT count(*) AS n, count(DISTINCT block_id) AS b "
-                       "FROM log_entries WHERE exe = 'maint-served'",
-                       NULL};
-  tl_bytes o;
-  int rc = run_tool(sql, &o);
-  if (rc != 0 || strcmp((char *)o.p, "n,b\n320,20\n"))
-    FAILF("sql: %d\n%s", rc, (char *)o.p);
-  tl_bytes_free(&o);
+  expect_csv(s.data,
+             "SELECT count(*) AS n, count(DISTINCT block_id) AS b "
+             "FROM log_entries WHERE exe = 'maint-served'",
+             "n,b\n320,20\n");
   /* And the server reported its work with its own telemetry. */
-  const char *metrics[] = {
-      "sql",
-      "--data",
-      s.data,
-      "--catalog",
-      spec,
-      "--format",
-      "csv",
-      "SELECT sum(value) FILTER (WHERE name = "
-      "'maintain_partitions_materialized') > 0 AS mat, "
-      "sum(value) FILTER (WHERE name = 'maintain_merges') > 0 "
-      "AS merged FROM measures WHERE target = "
-      "'tracelake::maintain'",
-      NULL};
-  rc = run_tool(metrics, &o);
-  if (rc != 0 || strcmp((char *)o.p, "mat,merged\ntrue,true\n"))
-    FAILF("sql: %d\n%s", rc, (char *)o.p);
-  tl_bytes_free(&o);
+  expect_csv(s.data,
+             "SELECT sum(value) FILTER (WHERE name = "
+             "'maintain_partitions_materialized') > 0 AS mat, "
+             "sum(value) FILTER (WHERE name = 'maintain_merges') > 0 "
+             "AS merged FROM measures WHERE target = "
+             "'tracelake::maintain'",
+             "mat,merged\ntrue,true\n");
+}
+
+/* The threads that work in the background (the telemetry's flusher, the
+ * maintainer) run at nice 10, the others at the process's value. */
+TEST(serve_runs_its_background_threads_at_nice_10) {
+  served s;
+  serve_start(&s, "nice", "200");
+  int mine = getpriority(PRIO_PROCESS, 0);
+  uint64_t until = th_now_ms() + 5000;
+  while (test_thread_nice(s.srv.pid, "tl-flusher") != 10 ||
+         test_thread_nice(s.srv.pid, "tl-maintain") != 10) {
+    if (th_now_ms() > until)
+      FAILF("flusher at %d, maintainer at %d",
+            test_thread_nice(s.srv.pid, "tl-flusher"),
+            test_thread_nice(s.srv.pid, "tl-maintain"));
+    th_sleep_ms(20);
+  }
+  CHECK_EQ(test_thread_nice(s.srv.pid, "tl-fsql-accept"), mine);
+  CHECK_EQ(test_thread_nice(s.srv.pid, "tracelake"), mine); /* main */
+  CHECK_EQ(th_server_stop(&s.srv, SIGTERM, 15000), 0);
+}
+
+typedef struct old_blocks {
+  const uint8_t *sid; /* only this stream's */
+  unsigned n;
+  char keys[32][128];
+} old_blocks;
+
+static int add_old(void *ctx, const tl_catalog_block *b) {
+  old_blocks *o = ctx;
+  if (memcmp(b->stream_id, o->sid, 16))
+    return 0;
+  if (o->n < 32)
+    tl_store_block_key(b->process_id, b->stream_id, b->block_id, o->keys[o->n]);
+  o->n++;
+  return 0;
+}
+
+static unsigned blocks_in(tl_catalog *cat, const uint8_t sid[16], int64_t begin,
+                          int64_t end, old_blocks *o) {
+  memset(o, 0, sizeof *o);
+  o->sid = sid;
+  CHECK_EQ(tl_catalog_foreach_block_in(cat, begin, end, add_old, o), 0);
+  return o->n;
+}
+
+static unsigned partitions_in(tl_catalog *cat, const char *view, int64_t begin,
+                              int64_t end) {
+  part_count c = {0, 0, 0, 0};
+  CHECK_EQ(tl_catalog_list_partitions(cat, view, "global", begin, end,
+                                      count_part, &c),
+           0);
+  return (unsigned)c.n;
+}
+
+/* With --retention, the server retires by itself what ended before it: the
+ * old blocks' rows and blobs and their partitions, keeping the rest, and
+ * reports it with its own telemetry. */
+TEST(serve_retires_what_falls_out_of_its_retention) {
+  lake k;
+  int64_t now = tl_wall_ns(), cutoff = now - 5 * DAY;
+  lake_open(&k, "retained", now - 11 * DAY);
+  for (int i = 0; i < 20; i++) /* ten days old */
+    add_block(&k, i, now - 10 * DAY + i * 60 * SEC, true);
+  for (int i = 20; i < 25; i++) /* of the last minutes */
+    add_block(&k, i, now - 600 * SEC + (i - 20) * 60 * SEC, true);
+  static old_blocks old;
+  CHECK_EQ(blocks_in(k.cat, k.sid, INT64_MIN, cutoff, &old), 20);
+  uint8_t sid[16];
+  memcpy(sid, k.sid, 16);
+  char data[512];
+  snprintf(data, sizeof data, "%s", k.data);
+  lake_close(&k);
+
+  th_server srv;
+  const char *extra[] = {"--retention", "5d", NULL};
+  if (th_server_start(&srv, data, extra))
+    FAILF("the server did not start");
+  tl_catalog *cat = th_catalog_open(data);
+  static old_blocks left;
+  uint64_t until = th_now_ms() + 10000;
+  while (blocks_in(cat, sid, INT64_MIN, cutoff, &left) ||
+         partitions_in(cat, "log_entries", INT64_MIN, cutoff) ||
+         partitions_in(cat, "measures", INT64_MIN, cutoff)) {
+    if (th_now_ms() > until)
+      FAILF("not retired within 10 s: %u old blocks, %u and %u partitions",
+            left.n, partitions_in(cat, "log_entries", INT64_MIN, cutoff),
+            partitions_in(cat, "measures", INT64_MIN, cutoff));
+    th_sleep_ms(50);
+  }
+  static old_blocks kept;
+  CHECK_EQ(blocks_in(cat, sid, cutoff, INT64_MAX, &kept), 5);
+  tl_catalog_close(cat);
+  tl_store *store;
+  CHECK_EQ(tl_store_open(&store, data), 0);
+  for (unsigned i = 0; i < old.n; i++) { /* the old blobs are gone */
+    uint8_t *p = NULL;
+    size_t n;
+    CHECK_EQ(tl_store_get(store, old.keys[i], 1 << 20, &p, &n), TL_ENOTFOUND);
+  }
+  for (unsigned i = 0; i < kept.n; i++) { /* the others are not */
+    uint8_t *p = NULL;
+    size_t n;
+    CHECK_EQ(tl_store_get(store, kept.keys[i], 1 << 20, &p, &n), 0);
+    free(p);
+  }
+  tl_store_close(store);
+  CHECK_EQ(th_server_stop(&srv, SIGTERM, 15000), 0);
+
+  /* The recent rows are all there; the server counted what it retired. */
+  expect_csv(
+      data,
+      "SELECT (SELECT count(*) FROM log_entries WHERE exe = 'maint-test') AS "
+      "n, (SELECT count(*) FROM measures WHERE exe = 'maint-test') AS m, "
+      "(SELECT sum(value) FROM measures WHERE name = "
+      "'maintain_blocks_retired') AS blocks, (SELECT sum(value) FROM measures "
+      "WHERE name = 'maintain_partitions_retired') AS parts",
+      "n,m,blocks,parts\n100,50,20.0,40.0\n");
 }
 
 TEST(serve_without_maintenance_materializes_nothing_by_itself) {

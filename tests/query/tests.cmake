@@ -44,6 +44,8 @@ set(TL_MAINTAIN_TESTS
   sweep_deletes_orphans_found_twice
   retire_removes_old_partitions_files_and_rows
   serve_materializes_and_merges_without_queries
+  serve_runs_its_background_threads_at_nice_10
+  serve_retires_what_falls_out_of_its_retention
   serve_without_maintenance_materializes_nothing_by_itself
   freshness_figure)
 add_executable(test_maintain query/test_maintain.c ingest/harness.c)

@@ -6,11 +6,13 @@
 #define TL_TARGET "tests::runtime"
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "collector.h"
+#include "procfs.h"
 #include "test.h"
 #include "tracelake/tracelake.h"
 
@@ -344,6 +346,12 @@ TEST(init_rejects_bad_config) {
   cfg.buffer_size = 0;
   cfg.properties = "novalue";
   CHECK_EQ(tl_init(&cfg), TL_EINVAL);
+  cfg.properties = NULL;
+  cfg.flusher_nice = 20;
+  CHECK_EQ(tl_init(&cfg), TL_EINVAL);
+  cfg.flusher_nice = -1; /* raising the priority needs privileges */
+  CHECK_EQ(tl_init(&cfg), TL_EINVAL);
+  cfg.flusher_nice = 0;
   setenv("TRACELAKE_LEVEL", "loud", 1);
   CHECK_EQ(tl_init(NULL), TL_EINVAL);
   unsetenv("TRACELAKE_LEVEL");
@@ -704,6 +712,24 @@ TEST(committing_sink_ends_each_round) {
   CHECK_U64(st.blocks_failed, 1);
   CHECK_U64(st.events_recorded, 310);
   check_no_errors();
+  collector_free(&coll);
+}
+
+TEST(flusher_runs_at_the_nice_value_asked) {
+  collector_init(&coll, false);
+  tl_config cfg = {0};
+  cfg.flags = TL_CONFIG_NO_ENV;
+  cfg.sink = collector_sink;
+  cfg.sink_ctx = &coll;
+  cfg.flusher_nice = 19; /* allowed whatever this process's value */
+  int mine = getpriority(PRIO_PROCESS, 0);
+  CHECK_EQ(tl_init(&cfg), 0);
+  TL_INFO("hello");
+  tl_flush(); /* the flusher has named itself and set its priority */
+  CHECK_EQ(test_thread_nice(0, "tl-flusher"), 19);
+  CHECK_EQ(getpriority(PRIO_PROCESS, 0), mine); /* this thread's */
+  tl_shutdown();
+  CHECK_U64(coll.events, 1);
   collector_free(&coll);
 }
 

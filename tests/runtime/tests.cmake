@@ -13,6 +13,7 @@ tl_test(test_runtime
         streams_carry_tags_and_thread_properties process_info_and_properties
         child_process_names_its_parent spool_sink_writes_complete_files
         no_sink_counts_blocks_as_failed committing_sink_ends_each_round
+        flusher_runs_at_the_nice_value_asked
         forked_child_counts_its_events_as_dropped)
 
 tl_test(test_disabled
