@@ -82,14 +82,8 @@ static int add_node(enc *e, int64_t len, int64_t nulls) {
     e->ni++;
     return 0;
   }
-  if (e->nn == e->ncap) {
-    size_t cap = e->ncap ? e->ncap * 2 : 16;
-    fnode *p = realloc(e->nodes, cap * sizeof *p);
-    if (!p)
-      return TL_ENOMEM;
-    e->nodes = p;
-    e->ncap = cap;
-  }
+  if (tl_grow(&e->nodes, &e->ncap, e->nn + 1, sizeof *e->nodes, 16))
+    return TL_ENOMEM;
   e->nodes[e->nn++] = (fnode){len, nulls};
   return 0;
 }
@@ -104,14 +98,8 @@ static int add_buf(enc *e, uint64_t len, uint8_t **where) {
       *where = e->out + b->offset;
     return 0;
   }
-  if (e->nb == e->bcap) {
-    size_t cap = e->bcap ? e->bcap * 2 : 32;
-    fbuf *p = realloc(e->bufs, cap * sizeof *p);
-    if (!p)
-      return TL_ENOMEM;
-    e->bufs = p;
-    e->bcap = cap;
-  }
+  if (tl_grow(&e->bufs, &e->bcap, e->nb + 1, sizeof *e->bufs, 32))
+    return TL_ENOMEM;
   e->bufs[e->nb++] = (fbuf){(int64_t)e->body, (int64_t)len};
   e->body += pad8(len);
   return 0;

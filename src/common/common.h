@@ -36,6 +36,12 @@ void tl_bytes_free(tl_bytes *b);
 /* Ensures room for `extra` more bytes. Returns 0, TL_ETOOBIG or TL_ENOMEM. */
 int tl_bytes_reserve(tl_bytes *b, size_t extra);
 int tl_bytes_append(tl_bytes *b, const void *p, size_t n);
+/* Makes room for `need` elements of `size` bytes in the array whose address
+ * is `pp` (a T **, passed as void *) and whose capacity is *cap, doubling
+ * from `first` (> 0) until it fits. Returns 0, or TL_ENOMEM with the array
+ * and *cap unchanged. */
+int tl_grow(void *pp, size_t *cap, size_t need, size_t size, size_t first);
+
 /* A growable array of owned C strings (an entry may be NULL).
  * Zero-initialize before use. */
 typedef struct tl_strs {

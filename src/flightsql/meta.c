@@ -401,14 +401,8 @@ static int on_table(void *ctx, const char *name, const char *type,
   table_list *t = ctx;
   if (!tl_meta_like(name, t->pattern) || !type_wanted(t, type))
     return 0;
-  if (t->n == t->cap) {
-    size_t cap = t->cap ? t->cap * 2 : 16;
-    table_row *rows = realloc(t->rows, cap * sizeof *rows);
-    if (!rows)
-      return TL_ENOMEM;
-    t->rows = rows;
-    t->cap = cap;
-  }
+  if (tl_grow(&t->rows, &t->cap, t->n + 1, sizeof *t->rows, 16))
+    return TL_ENOMEM;
   table_row *r = &t->rows[t->n];
   r->name = strdup(name);
   r->type = strdup(type);

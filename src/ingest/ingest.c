@@ -47,14 +47,8 @@ void tl_ingest_close(tl_ingest *ig) {
 }
 
 static int group_add(group *g, const tl_catalog_block *row) {
-  if (g->n == g->cap) {
-    size_t cap = g->cap ? g->cap * 2 : 64;
-    tl_catalog_block *rows = realloc(g->rows, cap * sizeof *rows);
-    if (!rows)
-      return TL_ENOMEM;
-    g->rows = rows;
-    g->cap = cap;
-  }
+  if (tl_grow(&g->rows, &g->cap, g->n + 1, sizeof *g->rows, 64))
+    return TL_ENOMEM;
   g->rows[g->n++] = *row;
   return 0;
 }

@@ -117,8 +117,7 @@ int tl_trash_purge(tl_store *store, int64_t now, uint64_t *deleted) {
   DIR *d = opendir(dir);
   if (!d)
     return errno == ENOENT ? 0 : TL_EIO;
-  char **due = NULL;
-  size_t ndue = 0, cap = 0;
+  tl_strs due = {0};
   int rc = 0;
   struct dirent *e;
   while ((e = readdir(d)) && !rc) {
@@ -132,33 +131,19 @@ int tl_trash_purge(tl_store *store, int64_t now, uint64_t *deleted) {
     long long t = strtoll(name, &end, 10);
     if (end != name + 20 || t > now)
       continue;
-    if (ndue == cap) {
-      size_t c = cap ? cap * 2 : 16;
-      char **g = realloc(due, c * sizeof *g);
-      if (!g) {
-        rc = TL_ENOMEM;
-        break;
-      }
-      due = g;
-      cap = c;
-    }
-    if (!(due[ndue] = strdup(name)))
-      rc = TL_ENOMEM;
-    else
-      ndue++;
+    rc = tl_strs_add(&due, name);
   }
   closedir(d);
-  if (ndue)
-    qsort(due, ndue, sizeof *due, cmp_names); /* oldest first */
-  for (size_t i = 0; i < ndue; i++) {
+  if (due.n)
+    qsort(due.v, due.n, sizeof *due.v, cmp_names); /* oldest first */
+  for (size_t i = 0; i < due.n; i++) {
     char key[512];
-    snprintf(key, sizeof key, TRASH_DIR "/%s", due[i]);
+    snprintf(key, sizeof key, TRASH_DIR "/%s", due.v[i]);
     int lrc = purge_list(store, key, deleted);
     if (lrc && !rc)
       rc = lrc;
-    free(due[i]);
   }
-  free(due);
+  tl_strs_free(&due);
   return rc;
 }
 
@@ -169,8 +154,7 @@ int tl_trash_purge(tl_store *store, int64_t now, uint64_t *deleted) {
 typedef struct retire_ctx {
   tl_store *store;
   tl_retire_stats *st;
-  char **files; /* the partition files of the current batch */
-  size_t nfiles, cap;
+  tl_strs files; /* the partition files of the current batch */
 } retire_ctx;
 
 static void delete_blob(void *ctx, const tl_catalog_block *b) {
@@ -183,33 +167,19 @@ static void delete_blob(void *ctx, const tl_catalog_block *b) {
 
 static void collect_file(void *ctx, const tl_partition *p) {
   retire_ctx *r = ctx;
-  if (r->nfiles == r->cap) {
-    size_t cap = r->cap ? r->cap * 2 : 1024;
-    char **f = realloc(r->files, cap * sizeof *f);
-    if (!f) { /* no row, the file stays: only wasted space */
-      r->st->undeleted++;
-      return;
-    }
-    r->files = f;
-    r->cap = cap;
-  }
-  if (!(r->files[r->nfiles] = strdup(p->file)))
+  if (tl_strs_add(&r->files, p->file)) /* no row, the file stays */
     r->st->undeleted++;
-  else
-    r->nfiles++;
 }
 
 /* The current batch's partition files: into the trash, or deleted now
  * rather than never when no list can be written. */
 static void discard_files(retire_ctx *r, int64_t due) {
-  if (r->nfiles &&
-      tl_trash_add(r->store, due, (const char *const *)r->files, r->nfiles))
-    for (size_t i = 0; i < r->nfiles; i++)
-      if (tl_store_delete(r->store, r->files[i]))
+  if (r->files.n &&
+      tl_trash_add(r->store, due, (const char *const *)r->files.v, r->files.n))
+    for (size_t i = 0; i < r->files.n; i++)
+      if (tl_store_delete(r->store, r->files.v[i]))
         r->st->undeleted++;
-  for (size_t i = 0; i < r->nfiles; i++)
-    free(r->files[i]);
-  r->nfiles = 0;
+  tl_strs_free(&r->files);
 }
 
 int tl_retire(tl_catalog *cat, tl_store *store, int64_t cutoff, unsigned batch,
@@ -222,7 +192,7 @@ int tl_retire(tl_catalog *cat, tl_store *store, int64_t cutoff, unsigned batch,
     snprintf(err, errcap, "batch must be 1..100000");
     return TL_EINVAL;
   }
-  retire_ctx r = {store, st, NULL, 0, 0};
+  retire_ctx r = {store, st, {0}};
   int rc;
   unsigned n;
   do {
@@ -242,7 +212,6 @@ int tl_retire(tl_catalog *cat, tl_store *store, int64_t cutoff, unsigned batch,
     if (progress)
       progress(ctx, st);
   }
-  free(r.files);
   if (rc)
     snprintf(err, errcap, "catalog: %s", tl_catalog_errmsg(cat));
   return rc;

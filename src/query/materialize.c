@@ -294,14 +294,8 @@ static int parse_props(proc_info *p, const char *json) {
   s = skip_ws(s);
   bool ok = *s == '}';
   while (*s == '"') {
-    if (2 * n + 2 > cap) {
-      size_t c = cap ? cap * 2 : 8;
-      char **g = realloc(kv, c * sizeof *g);
-      if (!g)
-        break;
-      kv = g;
-      cap = c;
-    }
+    if (tl_grow(&kv, &cap, 2 * n + 2, sizeof *kv, 8))
+      break;
     char *k = json_string(&s), *v = NULL;
     s = skip_ws(s);
     if (k && *s == ':') {
@@ -578,17 +572,9 @@ static str_ref arena_put(scan_local *lo, const uint8_t *p, size_t n) {
     lo->oom = true;
     return r;
   }
-  if (lo->alen + n > lo->acap) {
-    size_t cap = lo->acap ? lo->acap * 2 : (size_t)1 << 20;
-    while (cap < lo->alen + n)
-      cap *= 2;
-    char *a = realloc(lo->arena, cap);
-    if (!a) {
-      lo->oom = true;
-      return r;
-    }
-    lo->arena = a;
-    lo->acap = cap;
+  if (tl_grow(&lo->arena, &lo->acap, lo->alen + n, 1, (size_t)1 << 20)) {
+    lo->oom = true;
+    return r;
   }
   char *d = lo->arena + lo->alen;
   memcpy(d, p, n);
@@ -640,15 +626,9 @@ static const cs_entry *callsite(scan_local *lo, const tl_wire_callsite *cs) {
 }
 
 static row *new_row(scan_local *lo) {
-  if (lo->nrows == lo->caprows) {
-    size_t cap = lo->caprows ? lo->caprows * 2 : 4096;
-    row *r = realloc(lo->rows, cap * sizeof *r);
-    if (!r) {
-      lo->oom = true;
-      return NULL;
-    }
-    lo->rows = r;
-    lo->caprows = cap;
+  if (tl_grow(&lo->rows, &lo->caprows, lo->nrows + 1, sizeof *lo->rows, 4096)) {
+    lo->oom = true;
+    return NULL;
   }
   return &lo->rows[lo->nrows++];
 }

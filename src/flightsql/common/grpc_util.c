@@ -136,15 +136,9 @@ int tl_grpc_parts_read(grpc_byte_buffer *bb, size_t max, tl_grpc_parts *m) {
     }
     if (!n)
       continue;
-    if (m->n == m->cap) {
-      size_t ncap = m->cap ? m->cap * 2 : 64;
-      tl_slice *np = realloc(m->part, ncap * sizeof *np);
-      if (!np) {
-        tl_grpc_parts_clear(m);
-        return TL_ENOMEM;
-      }
-      m->part = np;
-      m->cap = ncap;
+    if (tl_grow(&m->part, &m->cap, m->n + 1, sizeof *m->part, 64)) {
+      tl_grpc_parts_clear(m);
+      return TL_ENOMEM;
     }
     m->part[m->n].p = GRPC_SLICE_START_PTR(*s);
     m->part[m->n].n = n;

@@ -159,15 +159,9 @@ int tl_spool_list(const char *dir, char ***names, size_t *n) {
   while ((e = readdir(d))) {
     if (e->d_name[0] == '.' || !tl_spool_kind_of(e->d_name))
       continue;
-    if (len == cap) {
-      size_t ncap = cap ? cap * 2 : 64;
-      char **nv = realloc(v, ncap * sizeof *nv);
-      if (!nv) {
-        rc = TL_ENOMEM;
-        break;
-      }
-      v = nv;
-      cap = ncap;
+    if (tl_grow(&v, &cap, len + 1, sizeof *v, 64)) {
+      rc = TL_ENOMEM;
+      break;
     }
     size_t plen = strlen(dir) + strlen(e->d_name) + 2;
     if (!(v[len] = malloc(plen))) {
