@@ -15,9 +15,20 @@ int64_t tl_wall_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int tl_cond_init(pthread_cond_t *cv) {
+  pthread_condattr_t ca;
+  int rc = pthread_condattr_init(&ca);
+  if (rc)
+    return rc;
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  rc = pthread_cond_init(cv, &ca);
+  pthread_condattr_destroy(&ca);
+  return rc;
+}
+
 struct timespec tl_deadline_in(uint64_t ns) {
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  clock_gettime(CLOCK_MONOTONIC, &ts);
   uint64_t nsec = (uint64_t)ts.tv_nsec + ns;
   ts.tv_sec += (time_t)(nsec / 1000000000u);
   ts.tv_nsec = (long)(nsec % 1000000000u);

@@ -3,6 +3,7 @@
 #ifndef TL_COMMON_H
 #define TL_COMMON_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -126,8 +127,13 @@ static inline uint64_t tl_ticks(void) {
   return tl_mono_ns();
 #endif
 }
-/* The CLOCK_REALTIME instant `ns` nanoseconds from now, as
- * pthread_cond_timedwait wants it. */
+/* Condition variables whose timed waits run on CLOCK_MONOTONIC, so that a
+ * step of the wall clock (NTP, an operator) neither stretches nor cuts a
+ * wait: every condition variable given a deadline is made with this.
+ * Returns pthread_cond_init's result. */
+int tl_cond_init(pthread_cond_t *cv);
+/* The CLOCK_MONOTONIC instant `ns` nanoseconds from now: the deadline of
+ * pthread_cond_timedwait on a condition variable of tl_cond_init. */
 struct timespec tl_deadline_in(uint64_t ns);
 /* Measures ticks per second against CLOCK_MONOTONIC over about `ms`
  * milliseconds. Never returns 0. */

@@ -593,14 +593,7 @@ static void serve(tl_fcall *c) {
 static bool wait_for_call(tl_flight_server *s, worker *w) {
   w->next_idle = s->idle_top;
   s->idle_top = w;
-  struct timespec until;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  until.tv_sec += s->worker_idle_ms / 1000;
-  until.tv_nsec += (long)(s->worker_idle_ms % 1000) * 1000000;
-  if (until.tv_nsec >= 1000000000) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000;
-  }
+  struct timespec until = tl_deadline_in((uint64_t)s->worker_idle_ms * 1000000);
   while (!w->call && !atomic_load(&s->stopping))
     if (pthread_cond_timedwait(&w->cv, &s->mu, &until) == ETIMEDOUT)
       break;
@@ -682,11 +675,7 @@ static bool start_worker(tl_flight_server *s, tl_fcall *c) {
   worker *w = calloc(1, sizeof *w);
   if (!w)
     return false;
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&w->cv, &ca);
-  pthread_condattr_destroy(&ca);
+  tl_cond_init(&w->cv);
   w->srv = s;
   w->call = c;
   if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
@@ -850,7 +839,7 @@ int tl_flight_start(tl_flight_server **out, const tl_flight_opts *o, char *err,
   s->max_calls = o->max_calls ? o->max_calls : 256;
   s->worker_idle_ms = o->worker_idle_ms ? o->worker_idle_ms : 30000;
   pthread_mutex_init(&s->mu, NULL);
-  pthread_cond_init(&s->idle_cv, NULL);
+  tl_cond_init(&s->idle_cv);
   pthread_mutex_init(&s->token_mu, NULL);
   int rc = TL_ENOMEM;
   s->tokens = calloc(MAX_TOKENS, sizeof *s->tokens);
@@ -933,13 +922,7 @@ void tl_flight_stop(tl_flight_server *s, unsigned grace_ms) {
   uint64_t deadline = tl_mono_ns() + (uint64_t)grace_ms * 1000000;
   pthread_mutex_lock(&s->mu);
   while ((s->active > 0 || s->head) && tl_mono_ns() < deadline) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 50 * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000;
-    }
+    struct timespec ts = tl_deadline_in(50000000u);
     pthread_cond_timedwait(&s->idle_cv, &s->mu, &ts);
   }
   atomic_store(&s->stopping, true); /* their DuckDB work is interrupted */

@@ -280,7 +280,7 @@ int tl_http_start(tl_http_server **out, const tl_http_opts *o, char *err,
   }
   /* Before the daemon starts: its workers use them at once. */
   pthread_mutex_init(&s->mu, NULL);
-  pthread_cond_init(&s->cv, NULL);
+  tl_cond_init(&s->cv);
   /* The connection memory limit bounds the request line and headers
    * (bodies are copied out as they arrive). */
   s->d = MHD_start_daemon(

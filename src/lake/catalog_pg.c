@@ -1473,7 +1473,7 @@ int tl__catalog_pg_open(tl_catalog **out, const char *uri, char *err,
     return TL_ENOMEM;
   }
   pthread_mutex_init(&p->mu, NULL);
-  pthread_cond_init(&p->cv, NULL);
+  tl_cond_init(&p->cv);
   cat->ops = &pg_ops;
   cat->impl = p;
   int rc = 0;

@@ -1275,9 +1275,9 @@ int tl__catalog_sqlite_open(tl_catalog **out, const char *path, char *err,
     return TL_ENOMEM;
   }
   pthread_mutex_init(&s->mu, NULL);
-  pthread_cond_init(&s->cv, NULL);
+  tl_cond_init(&s->cv);
   pthread_mutex_init(&s->gc_mu, NULL);
-  pthread_cond_init(&s->gc_cv, NULL);
+  tl_cond_init(&s->gc_cv);
   s->queue_tail = &s->queue;
   cat->ops = &sqlite_ops;
   cat->impl = s;

@@ -936,7 +936,7 @@ int tl_maintainer_start(tl_maintainer **out, tl_lake *l,
   m->o = *o;
   m->o.merge.cancel = &m->stop;
   pthread_mutex_init(&m->mu, NULL);
-  pthread_cond_init(&m->cv, NULL);
+  tl_cond_init(&m->cv);
   if (pthread_create(&m->thread, NULL, maintain_main, m)) {
     pthread_cond_destroy(&m->cv);
     pthread_mutex_destroy(&m->mu);

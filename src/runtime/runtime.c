@@ -229,8 +229,8 @@ static void atfork_child(void) {
     return;
   pthread_mutex_init(&rt->registry_mu, NULL);
   pthread_mutex_init(&rt->mu, NULL);
-  pthread_cond_init(&rt->wake, NULL);
-  pthread_cond_init(&rt->done, NULL);
+  tl_cond_init(&rt->wake);
+  tl_cond_init(&rt->done);
   atomic_store(&rt->state, TL_ST_DOWN);
   for (tl_thread *t = atomic_load(&rt->threads); t; t = atomic_load(&t->next))
     for (int k = 0; k < TL_NSTREAMS; k++) {
@@ -288,8 +288,8 @@ TL_EXTERN int tl_init(const tl_config *cfg) {
   }
   pthread_mutex_init(&rt->registry_mu, NULL);
   pthread_mutex_init(&rt->mu, NULL);
-  pthread_cond_init(&rt->wake, NULL);
-  pthread_cond_init(&rt->done, NULL);
+  tl_cond_init(&rt->wake);
+  tl_cond_init(&rt->done);
   pthread_atfork(NULL, NULL, atfork_child);
   rt->flush_req = rt->flush_done = 0;
   rt->stop = false;

@@ -2,6 +2,9 @@
  * kind, and rejection (with a reason) of truncated, corrupted and malformed
  * input. */
 
+#include <errno.h>
+#include <pthread.h>
+
 #include "test.h"
 #include "wire/wire.h"
 
@@ -460,6 +463,27 @@ TEST(limits_enforced) {
   CHECK_EQ(tl_process_decode(b.p, b.len, &m, &err), TL_ETOOBIG);
   CHECK(strstr(err.reason, "exe") != NULL);
   tl_bytes_free(&b);
+}
+
+/* A timed wait ends at its deadline: tl_deadline_in and tl_cond_init agree
+ * on the clock (with REALTIME on one side and MONOTONIC on the other, the
+ * wait would end at once or in decades). */
+TEST(deadline_and_condition_variable_share_a_clock) {
+  pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t cv;
+  CHECK_EQ(tl_cond_init(&cv), 0);
+  pthread_mutex_lock(&mu);
+  uint64_t t0 = tl_mono_ns();
+  struct timespec dl = tl_deadline_in(50000000u);
+  int rc;
+  while ((rc = pthread_cond_timedwait(&cv, &mu, &dl)) == 0) {
+  } /* spurious wake-ups */
+  uint64_t waited = tl_mono_ns() - t0;
+  pthread_mutex_unlock(&mu);
+  pthread_cond_destroy(&cv);
+  CHECK_EQ(rc, ETIMEDOUT);
+  if (waited < 50000000u || waited > 5000000000u)
+    FAILF("waited %" PRIu64 " ns for a 50 ms deadline", waited);
 }
 
 TEST(utf8_validation) {

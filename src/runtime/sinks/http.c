@@ -741,14 +741,8 @@ int tl__sink_http_open(tl_sink **out, const char *url, const char *api_key,
   s->base.send = http_send;
   s->base.close = http_close;
 
-  pthread_condattr_t ca;
   rc = TL_ESYS;
-  if (pthread_condattr_init(&ca))
-    goto fail_base;
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  int crc = pthread_cond_init(&s->cv, &ca);
-  pthread_condattr_destroy(&ca);
-  if (crc)
+  if (tl_cond_init(&s->cv))
     goto fail_base;
   if (pthread_mutex_init(&s->mu, NULL))
     goto fail_cond;
