@@ -57,10 +57,11 @@ int tl_app_parse_age(const char *s, int64_t *ns) {
 }
 
 /* Progress on stderr: one line, rewritten after each batch. */
-static void show_progress(void *ctx, const tl_retire_stats *st) {
+static bool show_progress(void *ctx, const tl_retire_stats *st) {
   (void)ctx;
   fprintf(stderr, "\rretired %" PRIu64 " blocks, %" PRIu64 " partitions",
           st->blocks, st->partitions);
+  return true;
 }
 
 int tl_app_admin(int argc, char **argv) {

@@ -154,15 +154,17 @@ int tl_trash_purge(tl_store *store, int64_t now, uint64_t *deleted);
  * deleted at once when no trash list can be written). Safe while servers
  * ingest, materialize and query, and with several retirers at once.
  * `progress` (may be NULL) is called after each batch with the totals so
- * far. Adds to *st. Returns 0, TL_EINVAL (batch), or a catalog error with
- * `err` set (what was retired before it stays retired). */
+ * far; when it returns false, the call ends there (returning 0: what was
+ * retired stays retired; partitions wait for a later call while blocks of
+ * the period remain). Adds to *st. Returns 0, TL_EINVAL (batch), or a catalog
+ * error with `err` set (what was retired before it stays retired). */
 typedef struct tl_retire_stats {
   uint64_t blocks, partitions;
   uint64_t undeleted; /* blobs or files that could not be deleted */
 } tl_retire_stats;
 int tl_retire(tl_catalog *cat, tl_store *store, int64_t cutoff, unsigned batch,
               int64_t due, tl_retire_stats *st,
-              void (*progress)(void *ctx, const tl_retire_stats *st), void *ctx,
+              bool (*progress)(void *ctx, const tl_retire_stats *st), void *ctx,
               char *err, size_t errcap);
 
 /* Orphan files: partition files under DATA/views/ (temp files included)

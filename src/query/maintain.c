@@ -184,7 +184,7 @@ static void discard_files(retire_ctx *r, int64_t due) {
 
 int tl_retire(tl_catalog *cat, tl_store *store, int64_t cutoff, unsigned batch,
               int64_t due, tl_retire_stats *st,
-              void (*progress)(void *ctx, const tl_retire_stats *st), void *ctx,
+              bool (*progress)(void *ctx, const tl_retire_stats *st), void *ctx,
               char *err, size_t errcap) {
   TL_SPAN_FN();
   err[0] = 0;
@@ -198,8 +198,8 @@ int tl_retire(tl_catalog *cat, tl_store *store, int64_t cutoff, unsigned batch,
   do {
     rc = tl_catalog_retire_batch(cat, cutoff, batch, delete_blob, &r, &n);
     st->blocks += n;
-    if (n && progress)
-      progress(ctx, st);
+    if (n && progress && !progress(ctx, st))
+      return 0; /* the partitions wait for all their blocks to go first */
   } while (!rc && n > 0);
   if (batch > TL_PARTITION_RETIRE_MAX)
     batch = TL_PARTITION_RETIRE_MAX;
@@ -207,10 +207,8 @@ int tl_retire(tl_catalog *cat, tl_store *store, int64_t cutoff, unsigned batch,
     rc = tl_catalog_retire_partitions(cat, cutoff, batch, collect_file, &r, &n);
     st->partitions += n;
     discard_files(&r, due);
-    if (!n)
+    if (!n || (progress && !progress(ctx, st)))
       break;
-    if (progress)
-      progress(ctx, st);
   }
   if (rc)
     snprintf(err, errcap, "catalog: %s", tl_catalog_errmsg(cat));
@@ -855,6 +853,11 @@ static void purge_step(tl_maintainer *m) {
     warn(m, "purging the trash", tl_strerror(rc));
 }
 
+static bool retire_goes_on(void *ctx, const tl_retire_stats *st) {
+  (void)st;
+  return !atomic_load(&((tl_maintainer *)ctx)->stop);
+}
+
 static void retire_step(tl_maintainer *m) {
   char err[1024];
   int64_t now = tl_wall_ns();
@@ -864,7 +867,7 @@ static void retire_step(tl_maintainer *m) {
   memset(&st, 0, sizeof st);
   int rc =
       tl_retire(m->l->cat, m->l->store, now - m->o.retention_ns, RETIRE_BATCH,
-                now + grace, &st, NULL, NULL, err, sizeof err);
+                now + grace, &st, retire_goes_on, m, err, sizeof err);
   m->retired.blocks += st.blocks;
   m->retired.partitions += st.partitions;
   if (rc)

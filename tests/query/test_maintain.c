@@ -715,6 +715,48 @@ TEST(retire_removes_old_partitions_files_and_rows) {
   tl_bytes_free(&out);
 }
 
+static bool stop_at_once(void *ctx, const tl_retire_stats *st) {
+  (void)st;
+  ++*(int *)ctx;
+  return false;
+}
+
+/* A retirement told to stop (a server shutting down) ends after the batch
+ * in progress, before any partition while old blocks remain; the next one
+ * finishes the work. */
+TEST(retire_stops_between_batches_blocks_first) {
+  lake k;
+  int64_t now = tl_wall_ns(), cutoff = now - 5 * DAY;
+  lake_open(&k, "retire-stop", now - 11 * DAY);
+  for (int i = 0; i < 20; i++)
+    add_block(&k, i, now - 10 * DAY + i * 60 * SEC, true);
+  add_block(&k, 20, now - 60 * SEC, true);
+  tl_retire_stats st;
+  memset(&st, 0, sizeof st);
+  char err[512];
+  int calls = 0;
+  CHECK_EQ(tl_retire(k.cat, k.store, cutoff, 7, now, &st, stop_at_once, &calls,
+                     err, sizeof err),
+           0);
+  CHECK_EQ(calls, 1);
+  CHECK_U64(st.blocks, 7);
+  CHECK_U64(st.partitions, 0);
+  CHECK_U64(partitions(k.cat, "log_entries").n, 21);
+  memset(&st, 0, sizeof st);
+  CHECK_EQ(tl_retire(k.cat, k.store, cutoff, 7, now, &st, NULL, NULL, err,
+                     sizeof err),
+           0);
+  CHECK_U64(st.blocks, 13);
+  CHECK_U64(st.partitions, 40);
+  CHECK_U64(st.undeleted, 0);
+  CHECK_U64(partitions(k.cat, "log_entries").n, 1);
+  CHECK_EQ(tl_retire(k.cat, k.store, cutoff, 0, now, &st, NULL, NULL, err,
+                     sizeof err),
+           TL_EINVAL);
+  CHECK_STR(err, "batch must be 1..100000");
+  lake_close(&k);
+}
+
 /* ---- The server's maintenance loop --------------------------------------- */
 
 typedef struct served {

@@ -43,6 +43,7 @@ set(TL_MAINTAIN_TESTS
   concurrent_merges_keep_rows_and_leave_no_orphan_file
   sweep_deletes_orphans_found_twice
   retire_removes_old_partitions_files_and_rows
+  retire_stops_between_batches_blocks_first
   serve_materializes_and_merges_without_queries
   serve_runs_its_background_threads_at_nice_10
   serve_retires_what_falls_out_of_its_retention
