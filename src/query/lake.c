@@ -112,6 +112,59 @@ uint64_t tl_lake_default_memory(void) {
   return m < lo ? lo : m > hi ? hi : m;
 }
 
+/* Opens one DuckDB engine of the lake (`threads` NULL: DuckDB's default)
+ * and locks it down before anyone can send it SQL: files only under views/,
+ * no extensions, no way back. Memory is bounded: DuckDB's default is 80% of
+ * RAM, and its cache of Parquet data read (enable_external_file_cache)
+ * would grow to it under a steady query load, since merges and new
+ * telemetry keep adding files; the partitions are local files, which the
+ * page cache keeps anyway. The materializer's table function is registered
+ * in each, and binds only on the connection running its job. */
+static int open_engine(tl_lake *l, bool background, const char *tmp_name,
+                       uint64_t mem, const char *threads, char *err,
+                       size_t errcap) {
+  duckdb_database *db = background ? &l->mdb : &l->db;
+  l->fn_tag[background] = (tl_fn_tag){l, background};
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s/%s", l->views, tmp_name);
+  if (tl_mkdirs(tmp))
+    return tl__lake_fail(err, errcap, "cannot create %s", tmp);
+  duckdb_config cfg;
+  duckdb_create_config(&cfg);
+  duckdb_set_config(cfg, "autoinstall_known_extensions", "false");
+  duckdb_set_config(cfg, "autoload_known_extensions", "false");
+  if (threads)
+    duckdb_set_config(cfg, "threads", threads);
+  char *open_err = NULL;
+  if (duckdb_open_ext(NULL, db, cfg, &open_err) == DuckDBError) {
+    tl__lake_fail(err, errcap, "duckdb: %s", open_err ? open_err : "?");
+    duckdb_free(open_err);
+    duckdb_destroy_config(&cfg);
+    *db = NULL;
+    return TL_EIO;
+  }
+  duckdb_destroy_config(&cfg);
+  duckdb_connection c;
+  duckdb_connect(*db, &c);
+  char sql[9000];
+  snprintf(sql, sizeof sql,
+           "SET temp_directory='%s';"
+           "SET memory_limit='%" PRIu64 "KiB';"
+           "SET enable_external_file_cache=false;"
+           "SET GLOBAL TimeZone='UTC';"
+           "SET allowed_directories=['%s/'];"
+           "SET enable_external_access=false;"
+           "SET lock_configuration=true;",
+           tmp, mem >> 10, l->views);
+  int rc = tl__materialize_register(&l->fn_tag[background], c);
+  if (rc)
+    tl__lake_fail(err, errcap, "duckdb: cannot register the materializer");
+  else
+    rc = tl__duck_exec(c, sql, err, errcap);
+  duckdb_disconnect(&c);
+  return rc;
+}
+
 int tl_lake_open(tl_lake **out, tl_catalog *cat, tl_store *store, char *err,
                  size_t errcap) {
   return tl_lake_open_opts(out, cat, store, NULL, err, errcap);
@@ -132,54 +185,16 @@ int tl_lake_open_opts(tl_lake **out, tl_catalog *cat, tl_store *store,
   }
   snprintf(l->data, sizeof l->data, "%s", tl_store_root(store));
   snprintf(l->views, sizeof l->views, "%s/views", l->data);
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s/.duckdb-tmp", l->views);
-  int rc;
-  if (tl_mkdirs(tmp)) {
-    free(l);
-    return tl__lake_fail(err, errcap, "cannot create %s", tmp);
-  }
   pthread_mutex_init(&l->mu, NULL);
   pthread_mutex_init(&l->job_mu, NULL);
-  duckdb_config cfg;
-  duckdb_create_config(&cfg);
-  duckdb_set_config(cfg, "autoinstall_known_extensions", "false");
-  duckdb_set_config(cfg, "autoload_known_extensions", "false");
-  char *open_err = NULL;
-  if (duckdb_open_ext(NULL, &l->db, cfg, &open_err) == DuckDBError) {
-    tl__lake_fail(err, errcap, "duckdb: %s", open_err ? open_err : "?");
-    duckdb_free(open_err);
-    duckdb_destroy_config(&cfg);
-    pthread_mutex_destroy(&l->job_mu);
-    pthread_mutex_destroy(&l->mu);
-    free(l);
-    return TL_EIO;
-  }
-  duckdb_destroy_config(&cfg);
-  /* Lock the engine down before anyone can send it SQL: files only under
-   * views/, no extensions, no way back. Memory is bounded: DuckDB's
-   * default is 80% of RAM, and its cache of Parquet data read
-   * (enable_external_file_cache) would grow to it under a steady query
-   * load, since merges and new telemetry keep adding files; the partitions
-   * are local files, which the page cache keeps anyway. */
-  duckdb_connection c;
-  duckdb_connect(l->db, &c);
-  char sql[9000];
-  snprintf(sql, sizeof sql,
-           "SET temp_directory='%s';"
-           "SET memory_limit='%" PRIu64 "KiB';"
-           "SET enable_external_file_cache=false;"
-           "SET GLOBAL TimeZone='UTC';"
-           "SET allowed_directories=['%s/'];"
-           "SET enable_external_access=false;"
-           "SET lock_configuration=true;",
-           tmp, mem >> 10, l->views);
-  rc = tl__materialize_register(l, c);
-  if (rc)
-    tl__lake_fail(err, errcap, "duckdb: cannot register the materializer");
-  else
-    rc = tl__duck_exec(c, sql, err, errcap);
-  duckdb_disconnect(&c);
+  /* A quarter of the memory for materialization and merges (at least
+   * 64 MiB, at most half), the rest for queries. */
+  uint64_t least = (uint64_t)64 << 20, mmem = mem / 4;
+  if (mmem < least)
+    mmem = least < mem / 2 ? least : mem / 2;
+  int rc = open_engine(l, false, ".duckdb-tmp", mem - mmem, NULL, err, errcap);
+  if (!rc)
+    rc = open_engine(l, true, ".duckdb-tmp-maintain", mmem, "1", err, errcap);
   if (rc) {
     tl_lake_close(l);
     return rc;
@@ -191,7 +206,10 @@ int tl_lake_open_opts(tl_lake **out, tl_catalog *cat, tl_store *store,
 void tl_lake_close(tl_lake *l) {
   if (!l)
     return;
-  duckdb_close(&l->db);
+  if (l->mdb)
+    duckdb_close(&l->mdb);
+  if (l->db)
+    duckdb_close(&l->db);
   pthread_mutex_destroy(&l->job_mu);
   pthread_mutex_destroy(&l->mu);
   free(l);
@@ -207,6 +225,6 @@ int tl_lake_materialize(tl_lake *l, int64_t max_insert_time,
   int rc = 0;
   for (int i = 0; i < TL_NVIEWS_GLOBAL && !rc; i++)
     rc = tl__lake_materialize_view(l, i, TL_INSTANCE_GLOBAL, max_insert_time,
-                                   st, err, errcap);
+                                   true, st, err, errcap);
   return rc;
 }

@@ -22,7 +22,10 @@ int tl_lake_open(tl_lake **out, tl_catalog *cat, tl_store *store, char *err,
 /* How much memory DuckDB may hold for queries and materialization (its
  * buffer manager: intermediate results, hash tables, caches; beyond it,
  * operators spill under views/.duckdb-tmp or fail with an out-of-memory
- * error for that query). 0 means the default, tl_lake_default_memory(). */
+ * error for that query): three quarters for the engine that answers
+ * queries, a quarter (at least 64 MiB, at most half) for the one-thread
+ * engine that materializes and merges. 0 means the default,
+ * tl_lake_default_memory(). */
 typedef struct tl_lake_opts {
   uint64_t memory_limit;
 } tl_lake_opts;
@@ -37,9 +40,11 @@ typedef struct tl_materialize_stats {
 } tl_materialize_stats;
 
 /* Materializes, for every global view, the blocks acknowledged up to
- * `max_insert_time` (UTC ns) that no partition holds yet. Safe to run from
- * several threads and servers at once (the catalog arbitrates). Adds to *st
- * (may be NULL). Returns 0 or a TL_E* code with `err` set. */
+ * `max_insert_time` (UTC ns) that no partition holds yet, in the lake's
+ * one-thread maintenance engine (the maintainer's call; sessions
+ * materialize in the query engine). Safe to run from several threads and
+ * servers at once (the catalog arbitrates). Adds to *st (may be NULL).
+ * Returns 0 or a TL_E* code with `err` set. */
 int tl_lake_materialize(tl_lake *l, int64_t max_insert_time,
                         tl_materialize_stats *st, char *err, size_t errcap);
 

@@ -11,14 +11,28 @@
 #include "lake.h"
 
 struct tl_mat_job;
+struct tl_lake;
+
+/* The extra info of the materializer's table function, registered in both
+ * engines: which engine a registration belongs to. */
+typedef struct tl_fn_tag {
+  struct tl_lake *l;
+  bool background; /* mdb */
+} tl_fn_tag;
 
 struct tl_lake {
   tl_catalog *cat;
   tl_store *store;
-  char data[2048];  /* the data directory */
-  char views[2100]; /* data/views: the only place DuckDB may touch */
-  duckdb_database db;
-  pthread_mutex_t mu; /* one materializer at a time in this process */
+  char data[2048];    /* the data directory */
+  char views[2100];   /* data/views: the only place DuckDB may touch */
+  duckdb_database db; /* the queries, and what their sessions materialize */
+  /* The maintainer's materialization and merges, in an engine of their own
+   * with one thread and a quarter of the memory: that work stays on one
+   * core and out of the queries' buffer pool (docs/lakehouse.md, "Two
+   * engines"). */
+  duckdb_database mdb;
+  tl_fn_tag fn_tag[2]; /* [background] */
+  pthread_mutex_t mu;  /* one materializer at a time in this process */
   /* Under mu: every block of a global view acknowledged up to this insert
    * time is in a partition (the max_insert_time of the last complete
    * materialization), so that sessions queued behind one materialization
@@ -32,6 +46,7 @@ struct tl_lake {
   pthread_mutex_t job_mu;
   struct tl_mat_job *job;
   idx_t job_conn;
+  bool job_background; /* job_conn is a connection of mdb, not db */
 };
 
 /* A column of a view's partitions. DUCKDB_TYPE_LIST stands for the
@@ -100,16 +115,19 @@ _Static_assert(TL_NVIEWS_GLOBAL == 2, "tl_lake.done_through has one per view");
 #define TL_FULL_SCAN_NS ((uint64_t)600 * 1000000000)
 extern const tl_view_def tl__views[TL_NVIEWS];
 
-/* Registers the materializer's table function with the lake's database
- * (materialize.c; before the configuration is locked). Returns 0 or
- * TL_EIO. */
-int tl__materialize_register(tl_lake *l, duckdb_connection c);
+/* Registers the materializer's table function with one of the lake's
+ * engines, `t` telling which (materialize.c; before the configuration is
+ * locked). Returns 0 or TL_EIO. */
+int tl__materialize_register(const tl_fn_tag *t, duckdb_connection c);
 
 /* Materializes the blocks of one view instance acknowledged up to
- * max_insert_time (for the global views, instance is "global"). */
+ * max_insert_time (for the global views, instance is "global"), on the
+ * maintainer's engine (`background`) or the queries' (a session waiting for
+ * it gets all the threads). */
 int tl__lake_materialize_view(tl_lake *l, int view, const char *instance,
-                              int64_t max_insert_time, tl_materialize_stats *st,
-                              char *err, size_t errcap);
+                              int64_t max_insert_time, bool background,
+                              tl_materialize_stats *st, char *err,
+                              size_t errcap);
 
 /* The DuckDB connection of a session (its temp views live there). */
 duckdb_connection tl__session_conn(const tl_session *s);

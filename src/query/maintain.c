@@ -539,7 +539,7 @@ static int merge_group(tl_lake *l, const tl_view_def *v, tl_partition **m,
 
   /* DuckDB reads the small files and writes the merged one, sorted. */
   duckdb_connection c;
-  if (duckdb_connect(l->db, &c) == DuckDBError) {
+  if (duckdb_connect(l->mdb, &c) == DuckDBError) {
     rc = tl__lake_fail(err, errcap, "duckdb: cannot connect");
     goto out;
   }

@@ -1050,13 +1050,17 @@ static duckdb_logical_type batch_type(const tl_mat_job *j, int src) {
 }
 
 static void scan_bind(duckdb_bind_info info) {
-  tl_lake *l = duckdb_bind_get_extra_info(info);
+  const tl_fn_tag *tag = duckdb_bind_get_extra_info(info);
+  tl_lake *l = tag->l;
   duckdb_client_context ctx = NULL;
   duckdb_table_function_get_client_context(info, &ctx);
   idx_t conn = duckdb_client_context_get_connection_id(ctx);
   duckdb_destroy_client_context(&ctx);
   pthread_mutex_lock(&l->job_mu);
-  tl_mat_job *j = l->job && l->job_conn == conn ? l->job : NULL;
+  tl_mat_job *j =
+      l->job && l->job_background == tag->background && l->job_conn == conn
+          ? l->job
+          : NULL;
   pthread_mutex_unlock(&l->job_mu);
   if (!j) {
     duckdb_bind_set_error(info, SCAN_FUNCTION "() is internal to the lake's "
@@ -1100,10 +1104,10 @@ static void scan_local_init(duckdb_init_info info) {
   duckdb_init_set_init_data(info, lo, scan_local_free);
 }
 
-int tl__materialize_register(tl_lake *l, duckdb_connection c) {
+int tl__materialize_register(const tl_fn_tag *t, duckdb_connection c) {
   duckdb_table_function f = duckdb_create_table_function();
   duckdb_table_function_set_name(f, SCAN_FUNCTION);
-  duckdb_table_function_set_extra_info(f, l, NULL);
+  duckdb_table_function_set_extra_info(f, (void *)t, NULL);
   duckdb_table_function_set_bind(f, scan_bind);
   duckdb_table_function_set_init(f, scan_init);
   duckdb_table_function_set_local_init(f, scan_local_init);
@@ -1133,10 +1137,10 @@ static int64_t day_of(int64_t t) {
 
 /* Runs the batch's COPY into `tmp`: the rows of j's blocks, through the
  * table function, bound only on this connection. */
-static int copy_batch(tl_lake *l, tl_mat_job *j, const char *tmp, char *err,
-                      size_t errcap) {
+static int copy_batch(tl_lake *l, tl_mat_job *j, bool background,
+                      const char *tmp, char *err, size_t errcap) {
   duckdb_connection c;
-  if (duckdb_connect(l->db, &c) == DuckDBError)
+  if (duckdb_connect(background ? l->mdb : l->db, &c) == DuckDBError)
     return tl__lake_fail(err, errcap, "duckdb: cannot connect");
   duckdb_client_context ctx = NULL;
   duckdb_connection_get_client_context(c, &ctx);
@@ -1156,6 +1160,7 @@ static int copy_batch(tl_lake *l, tl_mat_job *j, const char *tmp, char *err,
   pthread_mutex_lock(&l->job_mu);
   l->job = j;
   l->job_conn = conn;
+  l->job_background = background;
   pthread_mutex_unlock(&l->job_mu);
   duckdb_result r;
   int rc = 0;
@@ -1184,8 +1189,8 @@ static int copy_batch(tl_lake *l, tl_mat_job *j, const char *tmp, char *err,
  * again). */
 static int materialize_batch(tl_lake *l, int view, const char *instance,
                              int64_t from, int64_t max_insert_time,
-                             tl_materialize_stats *st, bool *more, char *err,
-                             size_t errcap) {
+                             bool background, tl_materialize_stats *st,
+                             bool *more, char *err, size_t errcap) {
   const tl_view_def *v = &tl__views[view];
   *more = false;
   tl_catalog_block *blocks = calloc(BATCH_BLOCKS, sizeof *blocks);
@@ -1245,7 +1250,7 @@ static int materialize_batch(tl_lake *l, int view, const char *instance,
     tmp[0] = 0;
     goto out;
   }
-  if ((rc = copy_batch(l, &j, tmp, err, errcap)))
+  if ((rc = copy_batch(l, &j, background, tmp, err, errcap)))
     goto out;
   int64_t min_insert = INT64_MAX, max_insert = INT64_MIN;
   for (unsigned i = 0; i < n; i++) {
@@ -1326,8 +1331,9 @@ out:
 }
 
 int tl__lake_materialize_view(tl_lake *l, int view, const char *instance,
-                              int64_t max_insert_time, tl_materialize_stats *st,
-                              char *err, size_t errcap) {
+                              int64_t max_insert_time, bool background,
+                              tl_materialize_stats *st, char *err,
+                              size_t errcap) {
   TL_SPAN_FN();
   int rc = 0;
   err[0] = 0;
@@ -1354,8 +1360,8 @@ int tl__lake_materialize_view(tl_lake *l, int view, const char *instance,
     from = l->done_through[view] - TL_SCAN_MARGIN_NS;
   bool more = true;
   while (more && !rc && !atomic_load(&l->interrupted))
-    rc = materialize_batch(l, view, instance, from, max_insert_time, st, &more,
-                           err, errcap);
+    rc = materialize_batch(l, view, instance, from, max_insert_time, background,
+                           st, &more, err, errcap);
   if (global && !rc && !more) {
     if (l->done_through[view] < max_insert_time)
       l->done_through[view] = max_insert_time;

@@ -266,8 +266,8 @@ static int create_instance_view(tl_session *s, int view, const char *instance,
                                 const char *name, char *err, size_t errcap) {
   TL_SPAN_FN();
   const tl_view_def *v = &tl__views[view];
-  int rc = tl__lake_materialize_view(s->l, view, instance, tl_wall_ns(), NULL,
-                                     err, errcap);
+  int rc = tl__lake_materialize_view(s->l, view, instance, tl_wall_ns(), false,
+                                     NULL, err, errcap);
   if (rc)
     return rc;
   file_list f;
@@ -560,10 +560,10 @@ int tl_session_open_for(tl_session **out, tl_lake *l, int64_t begin,
   int rc = 0;
   if (need & NEED_LOG_ENTRIES)
     rc = tl__lake_materialize_view(l, TL_VIEW_LOG_ENTRIES, TL_INSTANCE_GLOBAL,
-                                   now, NULL, err, errcap);
+                                   now, false, NULL, err, errcap);
   if (rc == 0 && (need & NEED_MEASURES))
     rc = tl__lake_materialize_view(l, TL_VIEW_MEASURES, TL_INSTANCE_GLOBAL, now,
-                                   NULL, err, errcap);
+                                   false, NULL, err, errcap);
   if (rc)
     return rc;
   tl_session *s = calloc(1, sizeof *s);
