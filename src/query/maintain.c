@@ -885,8 +885,9 @@ static void sweep_step(tl_maintainer *m) {
 static void *maintain_main(void *arg) {
   tl_maintainer *m = arg;
   pthread_setname_np(pthread_self(), "tl-maintain");
-  /* Best effort: a failure leaves the process's priority. Note that the
-   * DuckDB threads a statement of this thread uses keep theirs. */
+  /* Best effort: a failure leaves the process's priority. The maintenance
+   * engine has one thread, so DuckDB runs this thread's statements on it:
+   * they run at this priority too. */
   if (m->o.nice)
     (void)setpriority(PRIO_PROCESS, (id_t)gettid(), m->o.nice);
   const uint64_t ms = 1000000;
