@@ -195,12 +195,18 @@ static int count_part(void *ctx, const tl_partition *p) {
   return 0;
 }
 
-static part_count partitions(tl_catalog *cat, const char *view) {
+/* The partitions of `view` overlapping [begin, end). */
+static part_count partitions_in(tl_catalog *cat, const char *view,
+                                int64_t begin, int64_t end) {
   part_count c = {0, 0, 0, 0};
-  CHECK_EQ(tl_catalog_list_partitions(cat, view, "global", INT64_MIN, INT64_MAX,
+  CHECK_EQ(tl_catalog_list_partitions(cat, view, "global", begin, end,
                                       count_part, &c),
            0);
   return c;
+}
+
+static part_count partitions(tl_catalog *cat, const char *view) {
+  return partitions_in(cat, view, INT64_MIN, INT64_MAX);
 }
 
 static unsigned files_of(const char *data, const char *view) {
@@ -911,15 +917,6 @@ static unsigned blocks_in(tl_catalog *cat, const uint8_t sid[16], int64_t begin,
   return o->n;
 }
 
-static unsigned partitions_in(tl_catalog *cat, const char *view, int64_t begin,
-                              int64_t end) {
-  part_count c = {0, 0, 0, 0};
-  CHECK_EQ(tl_catalog_list_partitions(cat, view, "global", begin, end,
-                                      count_part, &c),
-           0);
-  return (unsigned)c.n;
-}
-
 /* With --retention, the server retires by itself what ended before it: the
  * old blocks' rows and blobs and their partitions, keeping the rest, and
  * reports it with its own telemetry. */
@@ -947,12 +944,13 @@ TEST(serve_retires_what_falls_out_of_its_retention) {
   static old_blocks left;
   uint64_t until = th_now_ms() + 10000;
   while (blocks_in(cat, sid, INT64_MIN, cutoff, &left) ||
-         partitions_in(cat, "log_entries", INT64_MIN, cutoff) ||
-         partitions_in(cat, "measures", INT64_MIN, cutoff)) {
+         partitions_in(cat, "log_entries", INT64_MIN, cutoff).n ||
+         partitions_in(cat, "measures", INT64_MIN, cutoff).n) {
     if (th_now_ms() > until)
-      FAILF("not retired within 10 s: %u old blocks, %u and %u partitions",
-            left.n, partitions_in(cat, "log_entries", INT64_MIN, cutoff),
-            partitions_in(cat, "measures", INT64_MIN, cutoff));
+      FAILF("not retired within 10 s: %u old blocks, %" PRIu64 " and %" PRIu64
+            " partitions",
+            left.n, partitions_in(cat, "log_entries", INT64_MIN, cutoff).n,
+            partitions_in(cat, "measures", INT64_MIN, cutoff).n);
     th_sleep_ms(50);
   }
   static old_blocks kept;
